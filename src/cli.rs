@@ -1,0 +1,300 @@
+//! Argument definitions and the command handlers: each parses, calls the library, and prints.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use lcurve::data;
+use lcurve::inspect;
+use lcurve::report::write_report;
+use lcurve::run::{RunOptions, check_size, run_sweep};
+use lcurve::scheduler::Progress;
+use lcurve::spec::{self, DEFAULT_MAX_TRIALS};
+use lcurve::store::{ClaimedTrial, SqliteStore, Store, TrialOutcome};
+use lcurve::trainer::BurnTrainer;
+
+#[derive(Parser)]
+#[command(
+    name = "lcurve",
+    version,
+    about = "Learning-curve sweeps: a TOML grid trained with burn, every epoch in SQLite, charts as PNG.",
+    long_about = "lcurve trains every point of a hyperparameter grid written in TOML, several at once, \
+stores every epoch's losses and metrics in one SQLite file, stops trials early by a patience rule \
+(recording why), and draws learning curves as PNG under reports/.\n\n\
+Examples:\n  lcurve run sweeps/quickstart.toml\n  lcurve ls\n  lcurve show quickstart\n  \
+lcurve query \"select ordinal, activation, best_val_loss from trial_summary order by best_val_loss\""
+)]
+pub struct Cli {
+    /// SQLite database file; created on first `run`.
+    #[arg(long, global = true, env = "LCURVE_DB", default_value = "lcurve.db")]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a sweep, or resume it: finished trials are skipped, interrupted ones run again.
+    ///
+    /// Example: lcurve run sweeps/digits.toml
+    Run {
+        /// The sweep file (TOML); see sweeps/README.md for every key.
+        sweep: PathBuf,
+        /// Folder that receives reports/<sweep-name>/.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// If a sweep of this name is stored with a different spec, delete it and its results
+        /// and start again (without this, such a run is refused).
+        #[arg(long)]
+        replace: bool,
+        /// Refuse grids with more trials than this.
+        #[arg(long, default_value_t = DEFAULT_MAX_TRIALS)]
+        max_trials: usize,
+    },
+    /// Validate a sweep file and list the trials it would run; changes nothing.
+    ///
+    /// Example: lcurve plan sweeps/digits.toml
+    Plan { sweep: PathBuf },
+    /// Redraw a sweep's charts from the database alone.
+    ///
+    /// Example: lcurve report digits-reference
+    Report {
+        /// The sweep's name (see `lcurve ls`).
+        name: String,
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// List sweeps with their trial counts by state.
+    Ls,
+    /// Show a sweep's leaderboard, best validation loss first.
+    ///
+    /// Example: lcurve show quickstart --limit 5
+    Show {
+        name: String,
+        /// Show at most this many trials.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Run one SQL statement on a read-only connection and print the rows.
+    ///
+    /// Tables: sweeps, trials, metrics, decisions; views: trial_summary, epoch_metrics.
+    /// Example: lcurve query "select * from trial_summary order by best_val_loss limit 5"
+    Query { sql: String },
+}
+
+pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run {
+            sweep,
+            reports,
+            replace,
+            max_trials,
+        } => {
+            run(
+                &cli.db,
+                &sweep,
+                RunOptions {
+                    reports,
+                    replace,
+                    max_trials,
+                },
+            )
+            .await
+        }
+        Command::Plan { sweep } => plan(&cli.db, &sweep).await,
+        Command::Report { name, reports } => {
+            let store = open_existing(&cli.db).await?;
+            print_report(&write_report(&store, &name, &reports).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls => {
+            let store = open_existing(&cli.db).await?;
+            println!("{}", inspect::sweeps_table(&store.sweeps().await?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { name, limit } => {
+            let store = open_existing(&cli.db).await?;
+            let sweep = store.sweep(&name).await?;
+            let (trials, metrics) = (
+                store.trials(sweep.id).await?,
+                store.metrics(sweep.id).await?,
+            );
+            println!("{}", inspect::leaderboard_table(&trials, &metrics, limit));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query { sql } => {
+            let store = open_existing(&cli.db).await?;
+            println!(
+                "{}",
+                inspect::query_table(store.pool(), &sql)
+                    .await
+                    .context("the query failed")?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
+    if !db.exists() {
+        anyhow::bail!(
+            "no database at {}; run a sweep first (lcurve run sweeps/quickstart.toml) or pass --db",
+            db.display()
+        );
+    }
+    SqliteStore::open_read_only(db)
+        .await
+        .with_context(|| format!("cannot open {}", db.display()))
+}
+
+async fn run(db: &Path, path: &Path, opts: RunOptions) -> anyhow::Result<ExitCode> {
+    // Everything about the file is checked before the database is touched.
+    let spec = spec::load(path)?;
+    check_size(&spec, path, opts.max_trials)?;
+    let store = SqliteStore::open(db)
+        .await
+        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let started = Instant::now();
+    let total = spec::grid_size(&spec);
+    eprintln!(
+        "sweep `{}`: {total} trials, up to {} at once; database {}",
+        spec.name,
+        spec.train.max_parallel,
+        db.display()
+    );
+    let make_trainer = || {
+        let table = data::load(spec.data.dataset);
+        Ok(BurnTrainer::new(&data::split(
+            &table,
+            spec.data.validation_fraction,
+            spec.seed,
+        )))
+    };
+    let mut progress = Printer { total, done: 0 };
+    let cancel = async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\ninterrupted: finishing the current epochs, then stopping (rerun the same command to resume)"
+            );
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = run_sweep(&store, &spec, make_trainer, &opts, &mut progress, cancel).await?;
+    if result.already_done > 0 {
+        eprintln!(
+            "{} of {} trials were already finished and were skipped",
+            result.already_done, result.total
+        );
+    }
+    let mut counts: Vec<String> = result
+        .summary
+        .finished
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
+    counts.sort();
+    eprintln!(
+        "done in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        if counts.is_empty() {
+            "nothing to run".into()
+        } else {
+            counts.join(", ")
+        }
+    );
+    print_report(&result.report);
+    if result.summary.interrupted > 0 {
+        eprintln!(
+            "{} trials were interrupted and will run again on the next `lcurve run`",
+            result.summary.interrupted
+        );
+        return Ok(ExitCode::from(130));
+    }
+    eprintln!(
+        "next: lcurve show {}   |   lcurve query \"select * from trial_summary\"",
+        spec.name
+    );
+    Ok(if result.report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn plan(db: &Path, path: &Path) -> anyhow::Result<ExitCode> {
+    let spec = spec::load(path)?;
+    let planned = spec::expand(&spec);
+    let stored = if db.exists() {
+        let store = SqliteStore::open_read_only(db).await?;
+        match store.sweep(spec.name.as_str()).await {
+            Ok(s) => store.trials(s.id).await?,
+            Err(_) => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    println!("{}", inspect::plan_table(&planned, &stored));
+    let epochs: usize = planned.iter().map(|p| p.config.epochs).sum();
+    let done = stored.iter().filter(|t| t.state.is_finished()).count();
+    println!(
+        "{} trials ({done} already finished), at most {epochs} trial-epochs",
+        planned.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &lcurve::report::ReportOutcome) {
+    if let Some(first) = report.written.first() {
+        let dir = first.parent().map_or(first.clone(), Path::to_path_buf);
+        eprintln!(
+            "report: {} charts in {}",
+            report.written.len(),
+            dir.display()
+        );
+    }
+    for failure in &report.failed {
+        eprintln!("error: {failure} (the data is safe in the database; rerun `lcurve report`)");
+    }
+}
+
+/// Prints one line per trial start and end.
+struct Printer {
+    total: usize,
+    done: usize,
+}
+
+impl Progress for Printer {
+    fn started(&mut self, trial: &ClaimedTrial, running: &[usize]) {
+        let again = if trial.attempt > 1 {
+            format!(" (attempt {})", trial.attempt)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "  start  #{:<3} {}{again}   running: {running:?}",
+            trial.ordinal,
+            trial.config.label()
+        );
+    }
+
+    fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
+        self.done += 1;
+        let best = o
+            .best
+            .map_or("-".into(), |(e, v)| format!("{v:.4} at epoch {e}"));
+        eprintln!(
+            "[{:>3}/{}] #{ordinal:<3} {label}: {} after {} epochs, best {best}{}   running: {running:?}",
+            self.done,
+            self.total,
+            o.state.as_str(),
+            o.epochs_run,
+            o.error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" ({e})"))
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Text tables for `lcurve ls`, `show`, `plan` and `query`: plain functions from stored rows
+//! to the text a person reads.
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use sqlx::{Column, Row, TypeInfo, ValueRef};
+
+use crate::spec::{Choice, PlannedTrial};
+use crate::store::{MetricPoint, SweepOverview, TrialRow, TrialState};
+use crate::util::format_float;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    t
+}
+
+/// `lcurve ls`: one row per sweep with trial counts by state.
+pub fn sweeps_table(sweeps: &[SweepOverview]) -> String {
+    let mut header = vec!["sweep", "trials"];
+    header.extend(TrialState::ALL.iter().map(|s| s.as_str()));
+    header.extend(["created", "finished"]);
+    let mut t = table(&header);
+    for s in sweeps {
+        let count = |state| s.counts.iter().find(|c| c.0 == state).map_or(0, |c| c.1);
+        let mut row = vec![
+            s.sweep.name.clone(),
+            s.counts.iter().map(|c| c.1).sum::<usize>().to_string(),
+        ];
+        row.extend(TrialState::ALL.iter().map(|&st| count(st).to_string()));
+        row.push(s.sweep.created_at.clone());
+        row.push(s.sweep.finished_at.clone().unwrap_or_else(|| "-".into()));
+        t.add_row(row);
+    }
+    t.to_string()
+}
+
+/// A trial's place on the leaderboard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    pub ordinal: usize,
+    pub best_val_loss: Option<f64>,
+    pub best_val_accuracy: Option<f64>,
+    pub epochs_run: usize,
+}
+
+/// Best validation loss and accuracy per trial, best loss first (trials without one last).
+pub fn leaderboard(trials: &[TrialRow], metrics: &[MetricPoint]) -> Vec<Standing> {
+    let best = |id: i64, name: &str, better: fn(f64, f64) -> f64| {
+        metrics
+            .iter()
+            .filter(|m| m.trial_id == id && m.name == name && m.value.is_finite())
+            .map(|m| m.value)
+            .reduce(better)
+    };
+    let mut rows: Vec<Standing> = trials
+        .iter()
+        .map(|t| Standing {
+            ordinal: t.ordinal,
+            best_val_loss: best(t.id, "val_loss", f64::min),
+            best_val_accuracy: best(t.id, "val_accuracy", f64::max),
+            epochs_run: metrics
+                .iter()
+                .filter(|m| m.trial_id == t.id && m.name == "val_loss")
+                .count(),
+        })
+        .collect();
+    rows.sort_by(|a, b| match (a.best_val_loss, b.best_val_loss) {
+        (Some(x), Some(y)) => x.total_cmp(&y).then(a.ordinal.cmp(&b.ordinal)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.ordinal.cmp(&b.ordinal),
+    });
+    rows
+}
+
+/// `lcurve show`: the leaderboard with each trial's hyperparameters.
+pub fn leaderboard_table(
+    trials: &[TrialRow],
+    metrics: &[MetricPoint],
+    limit: Option<usize>,
+) -> String {
+    let mut t = table(&[
+        "#",
+        "learning_rate",
+        "batch_size",
+        "epochs",
+        "activation",
+        "best val_loss",
+        "best val_accuracy",
+        "epochs run",
+        "state",
+        "stop reason",
+    ]);
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    for s in leaderboard(trials, metrics)
+        .into_iter()
+        .take(limit.unwrap_or(usize::MAX))
+    {
+        let tr = trials
+            .iter()
+            .find(|t| t.ordinal == s.ordinal)
+            .expect("standing from these trials");
+        let c = &tr.config;
+        t.add_row(vec![
+            s.ordinal.to_string(),
+            format!("{}", c.learning_rate),
+            c.batch_size.to_string(),
+            c.epochs.to_string(),
+            c.activation.name().to_string(),
+            opt(s.best_val_loss),
+            opt(s.best_val_accuracy),
+            format!("{}/{}", s.epochs_run, c.epochs),
+            tr.state.as_str().to_string(),
+            tr.stop_reason.clone().unwrap_or_default(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// `lcurve plan`: every trial the grid expands to, with whether it is already done.
+pub fn plan_table(planned: &[PlannedTrial], stored: &[TrialRow]) -> String {
+    let mut t = table(&[
+        "#",
+        "learning_rate",
+        "batch_size",
+        "epochs",
+        "activation",
+        "optimizer",
+        "hidden",
+        "stored state",
+    ]);
+    for p in planned {
+        let c = &p.config;
+        let state = stored
+            .iter()
+            .find(|s| s.config == *c)
+            .map_or("new".to_string(), |s| s.state.as_str().to_string());
+        t.add_row(vec![
+            p.ordinal.to_string(),
+            format!("{}", c.learning_rate),
+            c.batch_size.to_string(),
+            c.epochs.to_string(),
+            c.activation.name().to_string(),
+            c.optimizer.name().to_string(),
+            format!("{:?}", c.hidden),
+            state,
+        ]);
+    }
+    t.to_string()
+}
+
+/// Runs `sql` on `pool` (open it read-only) and formats whatever comes back.
+pub async fn query_table(pool: &sqlx::SqlitePool, sql: &str) -> Result<String, sqlx::Error> {
+    let rows = sqlx::query(sql).fetch_all(pool).await?;
+    let Some(first) = rows.first() else {
+        return Ok("(no rows)".to_string());
+    };
+    let names: Vec<&str> = first.columns().iter().map(|c| c.name()).collect();
+    let mut t = table(&names);
+    for row in &rows {
+        let cells = (0..names.len())
+            .map(|i| cell(row, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        t.add_row(cells);
+    }
+    Ok(format!("{t}\n({} rows)", rows.len()))
+}
+
+fn cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<String, sqlx::Error> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok("NULL".into());
+    }
+    let kind = raw.type_info().name().to_string();
+    Ok(match kind.as_str() {
+        "INTEGER" => row.try_get::<i64, _>(i)?.to_string(),
+        "REAL" => format_float(row.try_get::<f64, _>(i)?),
+        "BLOB" => format!("<{} bytes>", row.try_get::<Vec<u8>, _>(i)?.len()),
+        _ => row.try_get::<String, _>(i)?,
+    })
+}

@@ -1,0 +1,286 @@
+//! Draws prepared chart data as PNG with plotters, using a bundled font (no system fonts).
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use super::prepare::{ChartData, TrialSeries};
+use crate::store::TrialState;
+
+static FONT: Once = Once::new();
+
+/// DejaVu Sans (Bitstream Vera licence, see `src/report/fonts/LICENSE-DejaVu.txt`).
+fn register_bundled_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("fonts/DejaVuSans.ttf");
+        // The font is compiled in and known to be valid; a failure would show in every test.
+        let _ = register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+}
+
+/// Ten colours that stay distinct for colour-blind readers (Tableau 10).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn err(e: impl std::fmt::Debug) -> String {
+    format!("{e:?}")
+}
+
+fn finite(points: &[(usize, f64)]) -> impl Iterator<Item = (f64, f64)> + '_ {
+    points
+        .iter()
+        .filter(|p| p.1.is_finite())
+        .map(|&(e, v)| (e as f64, v))
+}
+
+/// A y range over every finite value, padded, and whether it can be shown on a log axis.
+fn y_range<'a>(series: impl Iterator<Item = &'a [(usize, f64)]>) -> (f64, f64, bool) {
+    let values: Vec<f64> = series.flat_map(|s| finite(s).map(|p| p.1)).collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() {
+        return (0.0, 1.0, false);
+    }
+    if lo > 0.0 && hi / lo > 3.0 {
+        (lo / 1.15, hi * 1.15, true)
+    } else {
+        let pad = ((hi - lo) * 0.05).max(1e-3);
+        (lo - pad, hi + pad, false)
+    }
+}
+
+fn max_epoch(data: &[&TrialSeries]) -> f64 {
+    data.iter()
+        .flat_map(|t| t.val_loss.iter().chain(&t.train_loss))
+        .map(|p| p.0)
+        .max()
+        .unwrap_or(1)
+        .max(2) as f64
+}
+
+/// `curves.png`: every trial's validation loss, coloured by one hyperparameter.
+pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
+    register_bundled_font();
+    let root = BitMapBackend::new(path, (1280, 760)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let all: Vec<&TrialSeries> = data.trials.iter().collect();
+    let (lo, hi, log) = y_range(all.iter().map(|t| t.val_loss.as_slice()));
+    let title = format!(
+        "{}: validation loss by epoch, colour = {}",
+        data.sweep, data.color_by
+    );
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 26))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(80);
+    let x = 1f64..max_epoch(&all);
+    if log {
+        let mut chart = builder
+            .build_cartesian_2d(x, (lo..hi).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("validation loss (log scale)")
+            .label_style(("sans-serif", 16))
+            .draw()
+            .map_err(err)?;
+        draw_curves(&mut chart, data)?;
+    } else {
+        let mut chart = builder.build_cartesian_2d(x, lo..hi).map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("validation loss")
+            .label_style(("sans-serif", 16))
+            .draw()
+            .map_err(err)?;
+        draw_curves(&mut chart, data)?;
+    }
+    root.present().map_err(err)
+}
+
+fn draw_curves<'a, DB: DrawingBackend + 'a, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    data: &ChartData,
+) -> Result<(), String>
+where
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    let best = data
+        .trials
+        .iter()
+        .filter_map(|t| t.best.map(|b| (t.ordinal, b.1)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|b| b.0);
+    let thin = if data.trials.len() > 30 { 1 } else { 2 };
+    for (gi, group) in data.groups.iter().enumerate() {
+        let color = PALETTE[gi % PALETTE.len()];
+        let mut labelled = false;
+        for t in data.trials.iter().filter(|t| &t.group == group) {
+            let style =
+                color
+                    .mix(0.75)
+                    .stroke_width(if Some(t.ordinal) == best { 4 } else { thin });
+            let series = chart
+                .draw_series(LineSeries::new(finite(&t.val_loss), style))
+                .map_err(err)?;
+            if !labelled {
+                labelled = true;
+                series
+                    .label(format!("{} = {group}", data.color_by))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                    });
+            }
+            let end = finite(&t.val_loss).last();
+            if let (Some(p), Some(stop)) = (end, &t.stop) {
+                if stop.diverged {
+                    chart
+                        .draw_series(std::iter::once(TriangleMarker::new(p, 8, RED.filled())))
+                        .map_err(err)?;
+                } else {
+                    chart
+                        .draw_series(std::iter::once(Cross::new(p, 7, BLACK.stroke_width(2))))
+                        .map_err(err)?;
+                }
+            }
+        }
+    }
+    let has = |f: &dyn Fn(&TrialSeries) -> bool| data.trials.iter().any(f);
+    if has(&|t| t.state == TrialState::Stopped) {
+        chart
+            .draw_series(std::iter::empty::<Cross<(f64, f64), i32>>())
+            .map_err(err)?
+            .label("x = stopped early")
+            .legend(|(x, y)| Cross::new((x + 12, y), 6, BLACK.stroke_width(2)));
+    }
+    if has(&|t| t.state == TrialState::Diverged) {
+        chart
+            .draw_series(std::iter::empty::<TriangleMarker<(f64, f64), i32>>())
+            .map_err(err)?
+            .label("triangle = diverged (NaN/inf)")
+            .legend(|(x, y)| TriangleMarker::new((x + 12, y), 7, RED.filled()));
+    }
+    if let Some(b) = best {
+        chart
+            .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+            .map_err(err)?
+            .label(format!("thick line = best trial (#{b})"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(4)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(err)
+}
+
+/// `trials/NNN.png`: one trial's training and validation loss, best epoch and stop reason.
+pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
+    register_bundled_font();
+    let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (head, body) = root.split_vertically(90);
+    let title = format!(
+        "{sweep} trial #{}: {} [{}]",
+        t.ordinal,
+        t.label,
+        t.state.as_str()
+    );
+    head.draw_text(&title, &("sans-serif", 22).into_text_style(&head), (20, 12))
+        .map_err(err)?;
+    let note = match (&t.stop, t.best) {
+        (Some(s), _) => format!(
+            "{} at epoch {}: {}",
+            if s.diverged { "diverged" } else { "stopped" },
+            s.epoch,
+            s.reason
+        ),
+        (None, Some((e, v))) => format!("ran every epoch; best at epoch {e}: {v:.4}"),
+        (None, None) => "no finite values recorded".to_string(),
+    };
+    head.draw_text(&note, &("sans-serif", 15).into_text_style(&head), (20, 50))
+        .map_err(err)?;
+
+    let both = [t.train_loss.as_slice(), t.val_loss.as_slice()];
+    let (lo, hi, _) = y_range(both.iter().copied());
+    let mut chart = ChartBuilder::on(&body)
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(1f64..max_epoch(&[t]), lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("loss")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    for (name, points, color) in [
+        ("train loss", &t.train_loss, PALETTE[0]),
+        ("validation loss", &t.val_loss, PALETTE[1]),
+    ] {
+        chart
+            .draw_series(LineSeries::new(finite(points), color.stroke_width(2)))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
+    }
+    if let Some((e, v)) = t.best.filter(|b| b.1.is_finite()) {
+        let line = vec![(e as f64, lo), (e as f64, hi)];
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                line,
+                PALETTE[2].stroke_width(2),
+            )))
+            .map_err(err)?
+            .label(format!("best epoch {e} ({v:.4})"))
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], PALETTE[2].stroke_width(3))
+            });
+    }
+    if let Some(stop) = &t.stop {
+        if let Some(p) = finite(&t.val_loss).last() {
+            let label = if stop.diverged {
+                "diverged here"
+            } else {
+                "stopped here"
+            };
+            chart
+                .draw_series(std::iter::once(Cross::new(p, 9, RED.stroke_width(3))))
+                .map_err(err)?
+                .label(label)
+                .legend(|(x, y)| Cross::new((x + 12, y), 6, RED.stroke_width(2)));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}

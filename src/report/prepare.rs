@@ -1,0 +1,116 @@
+//! Turns stored trials, metrics and decisions into the series the charts draw.
+
+use std::collections::HashMap;
+
+use crate::spec::{Choice, TrialConfig};
+use crate::store::{DecisionRow, MetricPoint, TrialRow, TrialState};
+
+/// Where and why a trial was stopped early or diverged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopMark {
+    pub epoch: usize,
+    pub diverged: bool,
+    pub reason: String,
+}
+
+/// One trial's curves. Points are `(epoch, value)`; non-finite values are kept (the chart
+/// decides how to show them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialSeries {
+    pub ordinal: usize,
+    pub label: String,
+    /// The value of the colouring hyperparameter, as text.
+    pub group: String,
+    pub state: TrialState,
+    pub train_loss: Vec<(usize, f64)>,
+    pub val_loss: Vec<(usize, f64)>,
+    pub val_accuracy: Vec<(usize, f64)>,
+    pub best: Option<(usize, f64)>,
+    pub stop: Option<StopMark>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartData {
+    pub sweep: String,
+    /// The hyperparameter that colours `curves.png`.
+    pub color_by: &'static str,
+    /// Its values, in grid order.
+    pub groups: Vec<String>,
+    pub trials: Vec<TrialSeries>,
+}
+
+type Hyper = (&'static str, fn(&TrialConfig) -> String);
+
+/// Colour by the first of these that varies in the sweep.
+const COLOR_CANDIDATES: [Hyper; 4] = [
+    ("activation", |c| c.activation.name().to_string()),
+    ("learning_rate", |c| format!("{}", c.learning_rate)),
+    ("batch_size", |c| c.batch_size.to_string()),
+    ("epochs", |c| c.epochs.to_string()),
+];
+
+pub fn prepare(
+    sweep: &str,
+    trials: &[TrialRow],
+    metrics: &[MetricPoint],
+    decisions: &[DecisionRow],
+) -> ChartData {
+    let (color_by, key) = COLOR_CANDIDATES
+        .iter()
+        .find(|(_, f)| {
+            let first = trials.first().map(|t| f(&t.config));
+            trials.iter().any(|t| Some(f(&t.config)) != first)
+        })
+        .copied()
+        .unwrap_or(COLOR_CANDIDATES[0]);
+    let mut groups: Vec<String> = Vec::new();
+    for t in trials {
+        let g = key(&t.config);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let mut by_trial: HashMap<(i64, String), Vec<(usize, f64)>> = HashMap::new();
+    for m in metrics {
+        by_trial
+            .entry((m.trial_id, m.name.clone()))
+            .or_default()
+            .push((m.epoch, m.value));
+    }
+    let mut series = |id: i64, name: &str| {
+        let mut v = by_trial.remove(&(id, name.to_string())).unwrap_or_default();
+        v.sort_by_key(|p| p.0);
+        v
+    };
+    let trials = trials
+        .iter()
+        .map(|t| {
+            let stop = decisions
+                .iter()
+                .filter(|d| d.trial_id == t.id)
+                .last()
+                .map(|d| StopMark {
+                    epoch: d.epoch,
+                    diverged: d.action == "diverge",
+                    reason: d.reason.clone(),
+                });
+            TrialSeries {
+                ordinal: t.ordinal,
+                label: t.config.label(),
+                group: key(&t.config),
+                state: t.state,
+                train_loss: series(t.id, "train_loss"),
+                val_loss: series(t.id, "val_loss"),
+                val_accuracy: series(t.id, "val_accuracy"),
+                best: t.best_epoch.zip(t.best_value),
+                stop,
+            }
+        })
+        .collect();
+    ChartData {
+        sweep: sweep.to_string(),
+        color_by,
+        groups,
+        trials,
+    }
+}

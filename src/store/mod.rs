@@ -1,0 +1,191 @@
+//! The `Store` extension point: the verbs a trial queue needs (create a sweep, add trials
+//! idempotently, claim the next pending trial, record epochs, finish a trial) and the reads
+//! that reports and inspection use. SQLite is the one implementation today.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::spec::{PlannedTrial, SweepSpec, TrialConfig};
+use crate::stopping::Decision;
+use crate::trainer::EpochReport;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "sweep `{name}` already exists in the database with a different spec (stored hash {stored:.12}, this file {new:.12}); \
+         give the sweep a new `name`, or rerun with --replace to delete the stored sweep and its results"
+    )]
+    SpecChanged {
+        name: String,
+        stored: String,
+        new: String,
+    },
+    #[error("no sweep named `{0}` in the database (see `lcurve ls`)")]
+    NoSuchSweep(String),
+    #[error("a stored value is invalid: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("cannot apply the database migrations")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A trial's lifecycle state, as stored in `trials.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrialState {
+    Pending,
+    Running,
+    Completed,
+    Stopped,
+    Diverged,
+    Failed,
+}
+
+impl TrialState {
+    pub const ALL: [TrialState; 6] = [
+        Self::Pending,
+        Self::Running,
+        Self::Completed,
+        Self::Stopped,
+        Self::Diverged,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Stopped => "stopped",
+            Self::Diverged => "diverged",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown trial state {s:?}")))
+    }
+
+    /// Whether a rerun skips the trial.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Stopped | Self::Diverged | Self::Failed
+        )
+    }
+}
+
+/// A trial handed to a worker by [`Store::claim_next`].
+#[derive(Debug, Clone)]
+pub struct ClaimedTrial {
+    pub id: i64,
+    pub ordinal: usize,
+    pub attempt: i64,
+    pub config: TrialConfig,
+}
+
+/// How a trial ended (or, for `Pending`, that it was interrupted and goes back in the queue).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialOutcome {
+    pub state: TrialState,
+    pub epochs_run: usize,
+    pub best: Option<(usize, f64)>,
+    pub stop_reason: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One thing to write; a batch of these is committed in one transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Epoch {
+        trial_id: i64,
+        report: EpochReport,
+    },
+    Decision {
+        trial_id: i64,
+        decision: Decision,
+    },
+    Finish {
+        trial_id: i64,
+        outcome: TrialOutcome,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SweepRow {
+    pub id: i64,
+    pub name: String,
+    pub spec: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// A sweep with its trial counts by state, for `lcurve ls`.
+#[derive(Debug, Clone)]
+pub struct SweepOverview {
+    pub sweep: SweepRow,
+    pub counts: Vec<(TrialState, usize)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrialRow {
+    pub id: i64,
+    pub ordinal: usize,
+    pub state: TrialState,
+    pub config: TrialConfig,
+    pub attempt: i64,
+    pub epochs_run: Option<usize>,
+    pub best_epoch: Option<usize>,
+    pub best_value: Option<f64>,
+    pub stop_reason: Option<String>,
+}
+
+/// One stored metric value, non-finite values restored from their `kind`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    pub trial_id: i64,
+    pub name: String,
+    pub epoch: usize,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecisionRow {
+    pub trial_id: i64,
+    pub epoch: usize,
+    pub rule: String,
+    pub action: String,
+    pub reason: String,
+}
+
+/// Storage for sweeps, trials, metrics and decisions. Written by one task at a time.
+#[allow(async_fn_in_trait)] // used with concrete types only; no Send bound is needed yet
+pub trait Store {
+    /// Creates the sweep, or returns the stored one when its spec hash is the same.
+    /// A different spec under the same name is refused unless `replace` is set, which
+    /// deletes the stored sweep and everything recorded for it.
+    async fn create_sweep(&self, spec: &SweepSpec, replace: bool) -> Result<i64, StoreError>;
+    /// Adds trials that are not there yet (by config hash); returns how many were added.
+    async fn add_trials(&self, sweep_id: i64, trials: &[PlannedTrial])
+    -> Result<usize, StoreError>;
+    /// Puts trials left `running` by a crashed process back to `pending`; returns how many.
+    async fn requeue_running(&self, sweep_id: i64) -> Result<usize, StoreError>;
+    /// Marks the lowest-ordinal pending trial `running`, increments its attempt and clears
+    /// what earlier attempts recorded, so a rerun never mixes two attempts' curves.
+    async fn claim_next(&self, sweep_id: i64) -> Result<Option<ClaimedTrial>, StoreError>;
+    /// Commits a batch of epochs, decisions and trial ends in one transaction.
+    async fn apply(&self, writes: &[Write]) -> Result<(), StoreError>;
+    /// Sets `finished_at` when no trial is pending or running.
+    async fn finish_sweep(&self, sweep_id: i64) -> Result<(), StoreError>;
+
+    async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError>;
+    async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError>;
+    async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError>;
+    async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
+    /// Decisions other than `continue`, in trial and epoch order.
+    async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError>;
+}

@@ -1,0 +1,412 @@
+//! The SQLite store: one database file in WAL mode, migrations from `migrations/`, batched
+//! writes in single transactions.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::*;
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = Self::options(path).create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Opens an existing database for reading only; nothing can be written through it.
+    pub async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    fn options(path: &Path) -> SqliteConnectOptions {
+        // WAL lets readers (reports, `lcurve query`, sqlite3) run while a sweep writes; with
+        // WAL, synchronous=NORMAL still never corrupts the file, and loses at most the last
+        // commits on power loss, not on a process crash.
+        SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+    }
+
+    /// The pool, for read-only ad-hoc queries (`lcurve query`).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin_immediate(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
+        // BEGIN IMMEDIATE takes the write lock at once, so read-then-write cannot race.
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn int(n: usize) -> Result<i64, StoreError> {
+    i64::try_from(n)
+        .map_err(|_| StoreError::Corrupt(format!("{n} does not fit in a database integer")))
+}
+
+fn uint(n: i64) -> Result<usize, StoreError> {
+    usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative count {n}")))
+}
+
+fn kind_of(x: f64) -> (&'static str, Option<f64>) {
+    if x.is_nan() {
+        ("nan", None)
+    } else if x == f64::INFINITY {
+        ("inf", Some(x))
+    } else if x == f64::NEG_INFINITY {
+        ("-inf", Some(x))
+    } else {
+        ("finite", Some(x))
+    }
+}
+
+fn value_of(kind: &str, value: Option<f64>) -> Result<f64, StoreError> {
+    match (kind, value) {
+        ("nan", _) => Ok(f64::NAN),
+        ("inf", _) => Ok(f64::INFINITY),
+        ("-inf", _) => Ok(f64::NEG_INFINITY),
+        ("finite", Some(v)) => Ok(v),
+        (k, v) => Err(StoreError::Corrupt(format!(
+            "metric kind {k:?} with value {v:?}"
+        ))),
+    }
+}
+
+fn config_of(json: &str) -> Result<TrialConfig, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("trial config {json}: {e}")))
+}
+
+impl Store for SqliteStore {
+    async fn create_sweep(&self, spec: &SweepSpec, replace: bool) -> Result<i64, StoreError> {
+        let (json, hash) = (spec.to_json(), spec.hash());
+        let mut tx = self.begin_immediate().await?;
+        let existing: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, spec_hash FROM sweeps WHERE name = ?")
+                .bind(spec.name.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((id, stored)) = existing {
+            if stored == hash {
+                return Ok(id);
+            }
+            if !replace {
+                return Err(StoreError::SpecChanged {
+                    name: spec.name.to_string(),
+                    stored,
+                    new: hash,
+                });
+            }
+            sqlx::query("DELETE FROM sweeps WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let id = sqlx::query(
+            "INSERT INTO sweeps (name, description, spec, spec_hash, lcurve_version) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(spec.name.as_str())
+        .bind(spec.description.as_deref())
+        .bind(json)
+        .bind(hash)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn add_trials(
+        &self,
+        sweep_id: i64,
+        trials: &[PlannedTrial],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let mut added = 0;
+        for t in trials {
+            let r = sqlx::query(
+                "INSERT INTO trials (sweep_id, ordinal, config, config_hash) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (sweep_id, config_hash) DO NOTHING",
+            )
+            .bind(sweep_id)
+            .bind(int(t.ordinal)?)
+            .bind(t.config.to_json())
+            .bind(t.config.hash())
+            .execute(&mut *tx)
+            .await?;
+            added += r.rows_affected();
+        }
+        tx.commit().await?;
+        uint(i64::try_from(added).unwrap_or(i64::MAX))
+    }
+
+    async fn requeue_running(&self, sweep_id: i64) -> Result<usize, StoreError> {
+        let r = sqlx::query(
+            "UPDATE trials SET state = 'pending' WHERE sweep_id = ? AND state = 'running'",
+        )
+        .bind(sweep_id)
+        .execute(&self.pool)
+        .await?;
+        uint(i64::try_from(r.rows_affected()).unwrap_or(i64::MAX))
+    }
+
+    async fn claim_next(&self, sweep_id: i64) -> Result<Option<ClaimedTrial>, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE trials SET state = 'running', attempt = attempt + 1, started_at = {NOW},
+                    finished_at = NULL, epochs_run = NULL, best_epoch = NULL, best_value = NULL,
+                    stop_reason = NULL, error = NULL
+             WHERE id = (SELECT id FROM trials WHERE sweep_id = ? AND state = 'pending'
+                         ORDER BY ordinal LIMIT 1)
+             RETURNING id, ordinal, attempt, config"
+        ))
+        .bind(sweep_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: i64 = row.get("id");
+        if row.get::<i64, _>("attempt") > 1 {
+            // An earlier attempt was interrupted: its partial curve must not mix with this one.
+            sqlx::query("DELETE FROM metrics WHERE trial_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM decisions WHERE trial_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(ClaimedTrial {
+            id,
+            ordinal: uint(row.get("ordinal"))?,
+            attempt: row.get("attempt"),
+            config: config_of(row.get("config"))?,
+        }))
+    }
+
+    async fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_immediate().await?;
+        for w in writes {
+            match w {
+                Write::Epoch { trial_id, report } => {
+                    for (name, x) in report.series() {
+                        let (kind, value) = kind_of(x);
+                        sqlx::query(
+                            "INSERT INTO metrics (trial_id, name, epoch, value, kind) VALUES (?, ?, ?, ?, ?)
+                             ON CONFLICT (trial_id, name, epoch) DO UPDATE SET value = excluded.value, kind = excluded.kind",
+                        )
+                        .bind(trial_id)
+                        .bind(name)
+                        .bind(int(report.epoch)?)
+                        .bind(value)
+                        .bind(kind)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                Write::Decision {
+                    trial_id,
+                    decision: d,
+                } => {
+                    sqlx::query("INSERT INTO decisions (trial_id, epoch, rule, action, reason, details) VALUES (?, ?, ?, ?, ?, ?)")
+                        .bind(trial_id)
+                        .bind(int(d.epoch)?)
+                        .bind(d.rule)
+                        .bind(d.action.as_str())
+                        .bind(&d.reason)
+                        .bind(d.details.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Write::Finish {
+                    trial_id,
+                    outcome: o,
+                } => {
+                    let finished = if o.state == TrialState::Pending {
+                        "NULL"
+                    } else {
+                        NOW
+                    };
+                    sqlx::query(&format!(
+                        "UPDATE trials SET state = ?, finished_at = {finished}, epochs_run = ?, best_epoch = ?,
+                                best_value = ?, stop_reason = ?, error = ? WHERE id = ?"
+                    ))
+                    .bind(o.state.as_str())
+                    .bind(int(o.epochs_run)?)
+                    .bind(o.best.map(|(e, _)| int(e)).transpose()?)
+                    .bind(o.best.map(|(_, v)| v))
+                    .bind(o.stop_reason.as_deref())
+                    .bind(o.error.as_deref())
+                    .bind(trial_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_sweep(&self, sweep_id: i64) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "UPDATE sweeps SET finished_at = {NOW} WHERE id = ? AND NOT EXISTS
+               (SELECT 1 FROM trials WHERE sweep_id = ? AND state IN ('pending', 'running'))"
+        ))
+        .bind(sweep_id)
+        .bind(sweep_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, spec, created_at, finished_at FROM sweeps WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NoSuchSweep(name.to_string()))?;
+        Ok(sweep_row(&row))
+    }
+
+    async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name, spec, created_at, finished_at FROM sweeps ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let sweep = sweep_row(&row);
+            let counts: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT state, count(*) FROM trials WHERE sweep_id = ? GROUP BY state",
+            )
+            .bind(sweep.id)
+            .fetch_all(&self.pool)
+            .await?;
+            let counts = counts
+                .into_iter()
+                .map(|(s, n)| Ok((TrialState::parse(&s)?, uint(n)?)))
+                .collect::<Result<_, StoreError>>()?;
+            out.push(SweepOverview { sweep, counts });
+        }
+        Ok(out)
+    }
+
+    async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, ordinal, state, config, attempt, epochs_run, best_epoch, best_value, stop_reason
+             FROM trials WHERE sweep_id = ? ORDER BY ordinal",
+        )
+        .bind(sweep_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrialRow {
+                    id: r.get("id"),
+                    ordinal: uint(r.get("ordinal"))?,
+                    state: TrialState::parse(r.get("state"))?,
+                    config: config_of(r.get("config"))?,
+                    attempt: r.get("attempt"),
+                    epochs_run: r
+                        .get::<Option<i64>, _>("epochs_run")
+                        .map(uint)
+                        .transpose()?,
+                    best_epoch: r
+                        .get::<Option<i64>, _>("best_epoch")
+                        .map(uint)
+                        .transpose()?,
+                    best_value: r.get("best_value"),
+                    stop_reason: r.get("stop_reason"),
+                })
+            })
+            .collect()
+    }
+
+    async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.trial_id, m.name, m.epoch, m.value, m.kind FROM metrics m
+             JOIN trials t ON t.id = m.trial_id WHERE t.sweep_id = ?
+             ORDER BY t.ordinal, m.name, m.epoch",
+        )
+        .bind(sweep_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MetricPoint {
+                    trial_id: r.get("trial_id"),
+                    name: r.get("name"),
+                    epoch: uint(r.get("epoch"))?,
+                    value: value_of(r.get("kind"), r.get("value"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.trial_id, d.epoch, d.rule, d.action, d.reason FROM decisions d
+             JOIN trials t ON t.id = d.trial_id
+             WHERE t.sweep_id = ? AND d.action <> 'continue' ORDER BY t.ordinal, d.epoch",
+        )
+        .bind(sweep_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DecisionRow {
+                    trial_id: r.get("trial_id"),
+                    epoch: uint(r.get("epoch"))?,
+                    rule: r.get("rule"),
+                    action: r.get("action"),
+                    reason: r.get("reason"),
+                })
+            })
+            .collect()
+    }
+}
+
+fn sweep_row(row: &sqlx::sqlite::SqliteRow) -> SweepRow {
+    SweepRow {
+        id: row.get("id"),
+        name: row.get("name"),
+        spec: row.get("spec"),
+        created_at: row.get("created_at"),
+        finished_at: row.get("finished_at"),
+    }
+}

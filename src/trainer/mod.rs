@@ -1,0 +1,68 @@
+//! The `Trainer` extension point: trains one trial, epoch by epoch, reporting each epoch and
+//! obeying the scheduler's continue/stop answer. Trainers know nothing of the store.
+
+mod burn;
+mod model;
+mod synthetic;
+
+pub use self::burn::BurnTrainer;
+#[cfg(feature = "ndarray")]
+pub use self::burn::ndarray_device;
+pub use model::{Mlp, MlpConfig};
+pub use synthetic::SyntheticTrainer;
+
+use crate::spec::{Metric, TrialConfig};
+
+/// What a trainer measured in one epoch (1-based).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochReport {
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    /// Wall time of the epoch (training and validation), in seconds.
+    pub seconds: f64,
+}
+
+impl EpochReport {
+    pub fn get(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::TrainLoss => self.train_loss,
+            Metric::ValLoss => self.val_loss,
+            Metric::ValAccuracy => self.val_accuracy,
+        }
+    }
+
+    /// Every stored series, as `(name, value)`; the names are those in the `metrics` table.
+    pub fn series(&self) -> [(&'static str, f64); 4] {
+        [
+            ("train_loss", self.train_loss),
+            ("val_loss", self.val_loss),
+            ("val_accuracy", self.val_accuracy),
+            ("epoch_seconds", self.seconds),
+        ]
+    }
+}
+
+/// Called after every epoch with its report; returns the scheduler's answer.
+pub type EpochSink<'a> = dyn FnMut(EpochReport) -> Control + Send + 'a;
+
+/// The scheduler's answer to an epoch report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// Why a trial could not be trained (bad configuration for this data, a backend failure...).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TrainError(pub String);
+
+/// Trains one trial. Blocking: the scheduler runs it on its own thread. `on_epoch` is called
+/// after every epoch and returns whether to go on; the trainer returns the number of epochs
+/// it ran, which is fewer than `config.epochs` when told to stop.
+pub trait Trainer: Send + Sync + 'static {
+    fn train(&self, config: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError>;
+}

@@ -1,0 +1,78 @@
+//! A deterministic fake trainer with closed-form learning curves, so the scheduler, store and
+//! reports are tested in milliseconds without burn doing real work.
+
+use std::time::Duration;
+
+use super::{Control, EpochReport, EpochSink, TrainError, Trainer};
+use crate::spec::TrialConfig;
+
+/// Curves `loss(e) = floor + (start - floor) * exp(-rate * e) + noise`, where the rate grows
+/// with the learning rate; validation loss turns upwards after `overfit_after` epochs.
+#[derive(Debug, Clone, Default)]
+pub struct SyntheticTrainer {
+    /// Learning rates at or above this produce NaN losses from epoch 2 (a diverging trial).
+    pub diverge_at_lr: Option<f64>,
+    /// Learning rates equal to this make the trainer fail before its first epoch.
+    pub fail_at_lr: Option<f64>,
+    /// Validation loss rises by 0.25 per epoch after this epoch (makes patience fire).
+    pub overfit_after: Option<usize>,
+    /// Sleep per epoch, to hold trials open in concurrency tests.
+    pub epoch_delay: Duration,
+}
+
+impl SyntheticTrainer {
+    /// The validation loss this trainer reports for `config` at `epoch`, before divergence.
+    pub fn val_loss(&self, config: &TrialConfig, epoch: usize) -> f64 {
+        let e = epoch as f64;
+        let rate = 0.1 + 20.0 * config.learning_rate;
+        let floor = 0.1 + 0.02 * (config.batch_size as f64).ln();
+        let base = floor + 2.2 * (-rate * e).exp();
+        // Deterministic "noise": a small wobble that depends on the epoch and the seed.
+        let noise = 0.002 * ((e * 1.7 + config.seed as f64).sin());
+        let overfit = self
+            .overfit_after
+            .map_or(0.0, |k| 0.25 * (e - k as f64).max(0.0));
+        base + noise + overfit
+    }
+}
+
+impl Trainer for SyntheticTrainer {
+    fn train(&self, config: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError> {
+        if self.fail_at_lr == Some(config.learning_rate) {
+            return Err(TrainError(format!(
+                "synthetic failure at learning rate {}",
+                config.learning_rate
+            )));
+        }
+        let diverges = self
+            .diverge_at_lr
+            .is_some_and(|lr| config.learning_rate >= lr);
+        for epoch in 1..=config.epochs {
+            std::thread::sleep(self.epoch_delay);
+            let val_loss = if diverges && epoch >= 2 {
+                f64::NAN
+            } else {
+                self.val_loss(config, epoch)
+            };
+            let report = EpochReport {
+                epoch,
+                train_loss: if val_loss.is_nan() {
+                    f64::INFINITY
+                } else {
+                    val_loss * 0.9
+                },
+                val_loss,
+                val_accuracy: if val_loss.is_nan() {
+                    0.1
+                } else {
+                    (1.0 - val_loss / 3.0).clamp(0.0, 1.0)
+                },
+                seconds: 1e-4,
+            };
+            if on_epoch(report) == Control::Stop {
+                return Ok(epoch);
+            }
+        }
+        Ok(config.epochs)
+    }
+}

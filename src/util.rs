@@ -1,0 +1,40 @@
+//! Small helpers shared by several layers: hashing and timestamps.
+
+use sha2::{Digest, Sha256};
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Seconds since the Unix epoch, with sub-second precision, as stored in the database.
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A JSON value for `x`: a number when finite, else the string "NaN", "inf" or "-inf"
+/// (JSON has no non-finite numbers, and silently writing `null` would hide them).
+pub fn json_number(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        serde_json::json!(x)
+    } else {
+        serde_json::json!(format_float(x))
+    }
+}
+
+/// `x` as text, with non-finite values spelled `NaN`, `inf`, `-inf`.
+pub fn format_float(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        format!("{x}")
+    }
+}

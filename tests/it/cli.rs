@@ -1,0 +1,214 @@
+//! The `lcurve` binary end to end: a tiny real burn sweep, the inspection commands, and bad
+//! input that must exit non-zero without touching the database.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::TempDb;
+
+const TINY: &str = r#"
+name = "tiny"
+seed = 3
+[model]
+hidden = [16]
+[train]
+max_parallel = 2
+[grid]
+learning_rate = 0.01
+batch_size = 128
+epochs = 2
+activation = ["relu", "tanh"]
+"#;
+
+fn lcurve(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lcurve"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LCURVE_DB")
+        .output()
+        .expect("run lcurve")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Decodes a PNG; returns (width, height, number of distinct pixel values).
+fn png_summary(path: &Path) -> (u32, u32, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = info.color_type.samples();
+    let mut distinct: Vec<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    (info.width, info.height, distinct.len())
+}
+
+#[test]
+fn a_real_sweep_stores_every_epoch_and_draws_charts() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    let out = lcurve(dir, &["run", "tiny.toml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("[  2/2]"),
+        "progress is shown: {}",
+        text(&out)
+    );
+
+    let q = lcurve(
+        dir,
+        &[
+            "query",
+            "select ordinal, state, epochs_run, best_val_loss is not null as has_loss, best_val_accuracy > 0.5 as learned from trial_summary order by ordinal",
+        ],
+    );
+    assert!(q.status.success(), "{}", text(&q));
+    let rows: Vec<&str> = std::str::from_utf8(&q.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("completed"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", text(&q));
+    assert!(
+        rows.iter().all(
+            |r| r.split(['│', '┆']).map(str::trim).collect::<Vec<_>>()[3..6] == ["2", "1", "1"]
+        ),
+        "{}",
+        text(&q)
+    );
+    let n = lcurve(dir, &["query", "select count(*) as n from metrics"]);
+    assert!(
+        text(&n).contains("│ 16 │"),
+        "2 trials x 2 epochs x 4 series: {}",
+        text(&n)
+    );
+
+    for png in [
+        "reports/tiny/curves.png",
+        "reports/tiny/trials/000.png",
+        "reports/tiny/trials/001.png",
+    ] {
+        let (w, h, colours) = png_summary(&dir.join(png));
+        assert!(w >= 800 && h >= 600, "{png}: {w}x{h}");
+        assert!(colours > 10, "{png} is blank ({colours} colours)");
+    }
+
+    let ls = lcurve(dir, &["ls"]);
+    assert!(
+        ls.status.success() && text(&ls).contains("tiny"),
+        "{}",
+        text(&ls)
+    );
+    let show = lcurve(dir, &["show", "tiny"]);
+    assert!(
+        show.status.success() && text(&show).contains("relu") && text(&show).contains("2/2"),
+        "{}",
+        text(&show)
+    );
+
+    // Same seed and config: a second sweep under another name gives the same numbers.
+    std::fs::write(
+        dir.join("tiny2.toml"),
+        TINY.replace("\"tiny\"", "\"tiny2\""),
+    )
+    .unwrap();
+    assert!(lcurve(dir, &["run", "tiny2.toml"]).status.success());
+    let same = lcurve(
+        dir,
+        &[
+            "query",
+            "select count(*) as differing from trial_summary a join trial_summary b on a.ordinal = b.ordinal and a.sweep = 'tiny' and b.sweep = 'tiny2' where a.best_val_loss <> b.best_val_loss",
+        ],
+    );
+    assert!(text(&same).contains("│ 0 "), "{}", text(&same));
+
+    // Rerunning finishes at once: nothing is trained again.
+    let again = lcurve(dir, &["run", "tiny.toml"]);
+    assert!(
+        again.status.success() && text(&again).contains("2 of 2 trials were already finished"),
+        "{}",
+        text(&again)
+    );
+
+    // `report` redraws from the database alone.
+    std::fs::remove_dir_all(dir.join("reports")).unwrap();
+    let report = lcurve(dir, &["report", "tiny"]);
+    assert!(report.status.success(), "{}", text(&report));
+    assert!(dir.join("reports/tiny/curves.png").exists());
+
+    // The query connection is read-only.
+    let write = lcurve(dir, &["query", "delete from metrics"]);
+    assert!(!write.status.success(), "{}", text(&write));
+    assert!(text(&lcurve(dir, &["query", "select count(*) from metrics"])).contains("32"));
+}
+
+#[test]
+fn bad_input_exits_non_zero_and_writes_nothing() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    std::fs::write(
+        dir.join("bad.toml"),
+        TINY.replace("batch_size = 128", "batch_size = 0"),
+    )
+    .unwrap();
+    let out = lcurve(dir, &["run", "bad.toml"]);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("bad.toml:10: `grid.batch_size`: 0 is not accepted"),
+        "{msg}"
+    );
+    assert_eq!(
+        msg.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "one error: {msg}"
+    );
+    assert!(!dir.join("lcurve.db").exists(), "no database was created");
+
+    let missing = lcurve(dir, &["run", "nope.toml"]);
+    assert!(
+        !missing.status.success()
+            && text(&missing).contains("nope.toml: cannot read the sweep file")
+    );
+
+    let ls = lcurve(dir, &["ls"]);
+    assert!(
+        !ls.status.success() && text(&ls).contains("no database at lcurve.db"),
+        "{}",
+        text(&ls)
+    );
+    assert!(!dir.join("lcurve.db").exists());
+}
+
+#[test]
+fn a_changed_spec_under_the_same_name_is_refused() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let one = TINY
+        .replace("activation = [\"relu\", \"tanh\"]", "activation = \"relu\"")
+        .replace("epochs = 2", "epochs = 1");
+    std::fs::write(dir.join("s.toml"), &one).unwrap();
+    assert!(lcurve(dir, &["run", "s.toml"]).status.success());
+    std::fs::write(dir.join("s.toml"), one.replace("seed = 3", "seed = 4")).unwrap();
+    let out = lcurve(dir, &["run", "s.toml"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("already exists in the database with a different spec"),
+        "{}",
+        text(&out)
+    );
+    let plan = lcurve(dir, &["plan", "s.toml"]);
+    assert!(
+        plan.status.success() && text(&plan).contains("1 trials"),
+        "{}",
+        text(&plan)
+    );
+}

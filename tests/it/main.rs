@@ -1,0 +1,8 @@
+//! The integration test binary (one binary keeps link time down). Each module says what
+//! belongs in it.
+
+mod cli;
+mod scheduler;
+mod spec;
+mod store;
+mod support;

@@ -1,0 +1,305 @@
+//! The scheduler with the synthetic trainer: concurrency bound, stopping decisions stored,
+//! diverged and failed trials, resume after a crash and after cancellation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lcurve::run::{RunOptions, run_sweep};
+use lcurve::scheduler::Quiet;
+use lcurve::spec::{TrialConfig, expand};
+use lcurve::store::{SqliteStore, Store, TrialState, Write};
+use lcurve::trainer::{EpochReport, EpochSink, SyntheticTrainer, TrainError, Trainer};
+
+use crate::support::{SMALL, TempDb, spec};
+
+/// Counts how many trials train at the same moment.
+struct Counting {
+    inner: SyntheticTrainer,
+    now: AtomicUsize,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Trainer for Counting {
+    fn train(&self, c: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        let r = self.inner.train(c, on_epoch);
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+}
+
+fn opts(db: &TempDb) -> RunOptions {
+    RunOptions {
+        reports: db.dir.path().join("reports"),
+        replace: false,
+        max_trials: 100,
+    }
+}
+
+async fn states(store: &SqliteStore, sweep: &str) -> Vec<TrialState> {
+    let id = store.sweep(sweep).await.unwrap().id;
+    store
+        .trials(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.state)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_than_max_parallel_at_once() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(&SMALL.replace(
+        "learning_rate = [0.001, 0.01]",
+        "learning_rate = [0.001, 0.002, 0.003]",
+    ));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let trainer = Counting {
+        inner: SyntheticTrainer {
+            epoch_delay: Duration::from_millis(15),
+            ..Default::default()
+        },
+        now: AtomicUsize::new(0),
+        peak: peak.clone(),
+    };
+    let r = run_sweep(
+        &store,
+        &s,
+        || Ok(trainer),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&6));
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        2,
+        "max_parallel = 2 and 6 trials of 90 ms"
+    );
+    let m = store.metrics(r.sweep_id).await.unwrap();
+    assert_eq!(m.len(), 6 * 6 * 4, "6 trials x 6 epochs x 4 series");
+}
+
+#[tokio::test]
+async fn patience_stops_are_decided_stored_and_explained() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s =
+        spec(&format!("{SMALL}\n[stopping]\npatience = 2\n").replace("epochs = 6", "epochs = 12"));
+    let trainer = SyntheticTrainer {
+        overfit_after: Some(4),
+        ..Default::default()
+    };
+    let r = run_sweep(
+        &store,
+        &s,
+        || Ok(trainer),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let trials = store.trials(r.sweep_id).await.unwrap();
+    for t in &trials {
+        assert_eq!(t.state, TrialState::Stopped, "trial {}", t.ordinal);
+        let best = t.best_epoch.unwrap();
+        assert_eq!(
+            t.epochs_run,
+            Some(best + 2),
+            "stops `patience` epochs after the best"
+        );
+        assert!(
+            t.stop_reason
+                .as_ref()
+                .unwrap()
+                .starts_with("val_loss has not improved"),
+            "{:?}",
+            t.stop_reason
+        );
+    }
+    let stops = store.stop_decisions(r.sweep_id).await.unwrap();
+    assert_eq!(stops.len(), 4);
+    assert!(
+        stops
+            .iter()
+            .all(|d| d.rule == "patience" && d.action == "stop")
+    );
+    // One continue decision per rule per epoch before the stop is stored too.
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM decisions WHERE action = 'continue' AND rule = 'patience'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let epochs: usize = trials.iter().map(|t| t.epochs_run.unwrap() - 1).sum();
+    assert_eq!(usize::try_from(n).unwrap(), epochs);
+}
+
+#[tokio::test]
+async fn diverged_and_failed_trials_end_and_the_sweep_goes_on() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(&SMALL.replace(
+        "learning_rate = [0.001, 0.01]",
+        "learning_rate = [0.001, 0.01, 0.05]",
+    ));
+    let trainer = SyntheticTrainer {
+        diverge_at_lr: Some(0.01),
+        fail_at_lr: Some(0.05),
+        ..Default::default()
+    };
+    let r = run_sweep(
+        &store,
+        &s,
+        || Ok(trainer),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    use TrialState::*;
+    assert_eq!(
+        states(&store, "small").await,
+        vec![Completed, Completed, Diverged, Diverged, Failed, Failed]
+    );
+    let trials = store.trials(r.sweep_id).await.unwrap();
+    assert_eq!(
+        trials[2].epochs_run,
+        Some(2),
+        "stopped at the first NaN epoch"
+    );
+    assert!(
+        trials[2]
+            .stop_reason
+            .as_ref()
+            .unwrap()
+            .contains("is inf at epoch 2: the trial diverged")
+    );
+    // The NaN is stored as NaN, not dropped.
+    let m = store.metrics(r.sweep_id).await.unwrap();
+    assert!(m.iter().any(|p| p.trial_id == trials[2].id
+        && p.name == "val_loss"
+        && p.epoch == 2
+        && p.value.is_nan()));
+    assert!(r.report.failed.is_empty(), "{:?}", r.report.failed);
+}
+
+#[tokio::test]
+async fn rerun_after_a_crash_resumes_without_mixing_attempts() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    // A first process claimed trial 0, recorded two epochs of a different curve, and died.
+    let id = store.create_sweep(&s, false).await.unwrap();
+    store.add_trials(id, &expand(&s)).await.unwrap();
+    let t = store.claim_next(id).await.unwrap().unwrap();
+    let junk = EpochReport {
+        epoch: 1,
+        train_loss: 9.0,
+        val_loss: 9.0,
+        val_accuracy: 0.0,
+        seconds: 0.0,
+    };
+    store
+        .apply(&[
+            Write::Epoch {
+                trial_id: t.id,
+                report: junk,
+            },
+            Write::Epoch {
+                trial_id: t.id,
+                report: EpochReport { epoch: 2, ..junk },
+            },
+        ])
+        .await
+        .unwrap();
+
+    let trainer = SyntheticTrainer::default();
+    let r = run_sweep(
+        &store,
+        &s,
+        || Ok(trainer.clone()),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&4));
+    let trials = store.trials(id).await.unwrap();
+    assert_eq!(trials[0].attempt, 2);
+    assert_eq!(trials[0].id, t.id, "same trial id across runs");
+    let m = store.metrics(id).await.unwrap();
+    let curve: Vec<f64> = m
+        .iter()
+        .filter(|p| p.trial_id == t.id && p.name == "val_loss")
+        .map(|p| p.value)
+        .collect();
+    let expected: Vec<f64> = (1..=6)
+        .map(|e| trainer.val_loss(&trials[0].config, e))
+        .collect();
+    assert_eq!(curve, expected, "only the second attempt's curve");
+
+    // A third run finds everything done and trains nothing.
+    let r = run_sweep(
+        &store,
+        &s,
+        || Ok(trainer.clone()),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.already_done, 4);
+    assert!(r.summary.finished.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_keeps_finished_epochs_and_requeues_running_trials() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let slow = SyntheticTrainer {
+        epoch_delay: Duration::from_millis(30),
+        ..Default::default()
+    };
+    let cancel = tokio::time::sleep(Duration::from_millis(100));
+    let r = run_sweep(
+        &store,
+        &s,
+        || Ok(slow.clone()),
+        &opts(&db),
+        &mut Quiet,
+        async { cancel.await },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.summary.interrupted, 2, "two trials were running");
+    let trials = store.trials(r.sweep_id).await.unwrap();
+    assert!(trials.iter().all(|t| t.state == TrialState::Pending));
+    let kept = store.metrics(r.sweep_id).await.unwrap().len();
+    assert!(kept > 0, "epochs finished before the interrupt are stored");
+
+    let fast = SyntheticTrainer::default();
+    let r = run_sweep(
+        &store,
+        &s,
+        || Ok(fast),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&4));
+    assert_eq!(store.metrics(r.sweep_id).await.unwrap().len(), 4 * 6 * 4);
+}

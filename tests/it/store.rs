@@ -1,0 +1,248 @@
+//! The SQLite store's contract: idempotent trials, claim order, NaN round trip, the views,
+//! and refusal of a changed spec.
+
+use lcurve::spec::expand;
+use lcurve::stopping::{Action, Decision};
+use lcurve::store::{Store, StoreError, TrialOutcome, TrialState, Write};
+use lcurve::trainer::EpochReport;
+
+use crate::support::{SMALL, TempDb, spec};
+
+fn report(epoch: usize, val_loss: f64) -> EpochReport {
+    EpochReport {
+        epoch,
+        train_loss: val_loss,
+        val_loss,
+        val_accuracy: 0.5,
+        seconds: 0.01,
+    }
+}
+
+#[tokio::test]
+async fn adding_trials_twice_adds_nothing_and_ids_stay() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, false).await.unwrap();
+    assert_eq!(store.add_trials(id, &expand(&s)).await.unwrap(), 4);
+    let first: Vec<i64> = store
+        .trials(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        store.create_sweep(&s, false).await.unwrap(),
+        id,
+        "same spec resumes"
+    );
+    assert_eq!(store.add_trials(id, &expand(&s)).await.unwrap(), 0);
+    let again: Vec<i64> = store
+        .trials(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(first, again);
+}
+
+#[tokio::test]
+async fn changed_spec_is_refused_unless_replaced() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, false).await.unwrap();
+    store.add_trials(id, &expand(&s)).await.unwrap();
+    let changed = spec(&SMALL.replace("epochs = 6", "epochs = 9"));
+    let err = store.create_sweep(&changed, false).await.unwrap_err();
+    assert!(matches!(err, StoreError::SpecChanged { .. }), "{err}");
+    assert!(err.to_string().contains("--replace"), "{err}");
+    assert_eq!(store.trials(id).await.unwrap().len(), 4, "nothing deleted");
+    let new_id = store.create_sweep(&changed, true).await.unwrap();
+    assert_ne!(new_id, id);
+    assert!(store.trials(new_id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn claims_go_in_ordinal_order_and_run_out() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, false).await.unwrap();
+    store.add_trials(id, &expand(&s)).await.unwrap();
+    let mut ordinals = Vec::new();
+    while let Some(c) = store.claim_next(id).await.unwrap() {
+        assert_eq!(c.attempt, 1);
+        ordinals.push(c.ordinal);
+    }
+    assert_eq!(ordinals, vec![0, 1, 2, 3]);
+    assert!(
+        store
+            .trials(id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.state == TrialState::Running)
+    );
+}
+
+#[tokio::test]
+async fn nan_and_infinities_survive_the_round_trip() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, false).await.unwrap();
+    store.add_trials(id, &expand(&s)).await.unwrap();
+    let t = store.claim_next(id).await.unwrap().unwrap();
+    let writes = [
+        Write::Epoch {
+            trial_id: t.id,
+            report: report(1, 0.5),
+        },
+        Write::Epoch {
+            trial_id: t.id,
+            report: EpochReport {
+                train_loss: f64::INFINITY,
+                ..report(2, f64::NAN)
+            },
+        },
+        Write::Epoch {
+            trial_id: t.id,
+            report: report(3, f64::NEG_INFINITY),
+        },
+    ];
+    store.apply(&writes).await.unwrap();
+    let m = store.metrics(id).await.unwrap();
+    let get = |name: &str, epoch: usize| {
+        m.iter()
+            .find(|p| p.name == name && p.epoch == epoch)
+            .unwrap()
+            .value
+    };
+    assert_eq!(get("val_loss", 1), 0.5);
+    assert!(get("val_loss", 2).is_nan());
+    assert_eq!(get("train_loss", 2), f64::INFINITY);
+    assert_eq!(get("val_loss", 3), f64::NEG_INFINITY);
+    // Re-recording an epoch replaces it rather than duplicating it.
+    store
+        .apply(&[Write::Epoch {
+            trial_id: t.id,
+            report: report(1, 0.25),
+        }])
+        .await
+        .unwrap();
+    let m = store.metrics(id).await.unwrap();
+    assert_eq!(m.iter().filter(|p| p.name == "val_loss").count(), 3);
+    assert_eq!(
+        m.iter()
+            .find(|p| p.name == "val_loss" && p.epoch == 1)
+            .unwrap()
+            .value,
+        0.25
+    );
+}
+
+#[tokio::test]
+async fn views_show_one_row_per_trial_with_hyperparameters() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, false).await.unwrap();
+    store.add_trials(id, &expand(&s)).await.unwrap();
+    let t = store.claim_next(id).await.unwrap().unwrap();
+    let decision = Decision {
+        rule: "patience",
+        epoch: 2,
+        action: Action::Stop,
+        reason: "flat".into(),
+        details: serde_json::json!({}),
+    };
+    store
+        .apply(&[
+            Write::Epoch {
+                trial_id: t.id,
+                report: report(1, 0.9),
+            },
+            Write::Epoch {
+                trial_id: t.id,
+                report: report(2, 0.7),
+            },
+            Write::Decision {
+                trial_id: t.id,
+                decision,
+            },
+            Write::Finish {
+                trial_id: t.id,
+                outcome: TrialOutcome {
+                    state: TrialState::Stopped,
+                    epochs_run: 2,
+                    best: Some((2, 0.7)),
+                    stop_reason: Some("flat".into()),
+                    error: None,
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    let row: (i64, f64, i64, String, f64, f64, String, String) = sqlx::query_as(
+        "SELECT ordinal, learning_rate, batch_size, activation, best_val_loss, final_val_loss, state, stop_reason
+         FROM trial_summary WHERE trial_id = ?",
+    )
+    .bind(t.id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        (
+            0,
+            0.001,
+            32,
+            "relu".into(),
+            0.7,
+            0.7,
+            "stopped".into(),
+            "flat".into()
+        )
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM trial_summary")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
+    let wide: (i64, f64, f64) = sqlx::query_as(
+        "SELECT epoch, val_loss, epoch_seconds FROM epoch_metrics WHERE trial_id = ? AND epoch = 2",
+    )
+    .bind(t.id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(wide, (2, 0.7, 0.01));
+    let stops = store.stop_decisions(id).await.unwrap();
+    assert_eq!(stops.len(), 1);
+    assert_eq!(stops[0].reason, "flat");
+}
+
+#[tokio::test]
+async fn a_reclaimed_trial_starts_with_a_clean_curve() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, false).await.unwrap();
+    store.add_trials(id, &expand(&s)).await.unwrap();
+    let t = store.claim_next(id).await.unwrap().unwrap();
+    store
+        .apply(&[Write::Epoch {
+            trial_id: t.id,
+            report: report(1, 0.9),
+        }])
+        .await
+        .unwrap();
+    // The process dies here; the next run re-queues and claims the trial again.
+    assert_eq!(store.requeue_running(id).await.unwrap(), 1);
+    let again = store.claim_next(id).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempt), (t.id, 2));
+    assert!(store.metrics(id).await.unwrap().is_empty());
+}
