@@ -268,6 +268,11 @@ struct Printer {
 }
 
 impl Progress for Printer {
+    fn begin(&mut self, total: usize, already_finished: usize) {
+        self.total = total;
+        self.done = already_finished;
+    }
+
     fn started(&mut self, trial: &ClaimedTrial, running: &[usize]) {
         let again = if trial.attempt > 1 {
             format!(" (attempt {})", trial.attempt)

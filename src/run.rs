@@ -71,6 +71,7 @@ pub async fn run_sweep<S: Store, T: Trainer>(
         .filter(|t| t.state == TrialState::Pending)
         .count();
 
+    progress.begin(planned.len(), already_done);
     let summary = if pending > 0 {
         let trainer = Arc::new(make_trainer().context("cannot prepare the trainer")?);
         let sched = SchedulerOptions {

@@ -70,6 +70,22 @@ fn max_epoch(data: &[&TrialSeries]) -> f64 {
         .max(2) as f64
 }
 
+/// Epochs are whole numbers: label at most 15 of them, without decimals.
+fn x_labels(data: &[&TrialSeries]) -> usize {
+    (max_epoch(data) as usize).min(15)
+}
+
+fn epoch_label(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-9 { format!("{}", x.round()) } else { String::new() }
+}
+
+/// Axis values with at most three decimals and no trailing zeros (log axes otherwise print
+/// `0.6000000000000001`).
+fn value_label(v: &f64) -> String {
+    let s = if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.3}") };
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
 /// `curves.png`: every trial's validation loss, coloured by one hyperparameter.
 pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
     register_bundled_font();
@@ -94,6 +110,10 @@ pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
             .map_err(err)?;
         chart
             .configure_mesh()
+            .x_labels(x_labels(&all))
+            .x_label_formatter(&epoch_label)
+            .light_line_style(WHITE)
+            .y_label_formatter(&value_label)
             .x_desc("epoch")
             .y_desc("validation loss (log scale)")
             .label_style(("sans-serif", 16))
@@ -104,6 +124,10 @@ pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
         let mut chart = builder.build_cartesian_2d(x, lo..hi).map_err(err)?;
         chart
             .configure_mesh()
+            .x_labels(x_labels(&all))
+            .x_label_formatter(&epoch_label)
+            .light_line_style(WHITE)
+            .y_label_formatter(&value_label)
             .x_desc("epoch")
             .y_desc("validation loss")
             .label_style(("sans-serif", 16))
@@ -230,6 +254,10 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_labels(x_labels(&[t]))
+        .x_label_formatter(&epoch_label)
+        .light_line_style(WHITE)
+        .y_label_formatter(&value_label)
         .x_desc("epoch")
         .y_desc("loss")
         .label_style(("sans-serif", 15))
@@ -260,8 +288,8 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
                 PathElement::new(vec![(x, y), (x + 24, y)], PALETTE[2].stroke_width(3))
             });
     }
-    if let Some(stop) = &t.stop {
-        if let Some(p) = finite(&t.val_loss).last() {
+    if let (Some(stop), Some(p)) = (&t.stop, finite(&t.val_loss).last()) {
+        {
             let label = if stop.diverged {
                 "diverged here"
             } else {

@@ -87,8 +87,7 @@ pub fn prepare(
         .map(|t| {
             let stop = decisions
                 .iter()
-                .filter(|d| d.trial_id == t.id)
-                .last()
+                .rfind(|d| d.trial_id == t.id)
                 .map(|d| StopMark {
                     epoch: d.epoch,
                     diverged: d.action == "diverge",

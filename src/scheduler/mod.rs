@@ -19,6 +19,8 @@ pub use outcome::best_of;
 
 /// Hears about trials starting and ending (the command line prints progress).
 pub trait Progress {
+    /// Called once before training, with the sweep's size and how many trials are finished.
+    fn begin(&mut self, _total: usize, _already_finished: usize) {}
     fn started(&mut self, _trial: &ClaimedTrial, _running: &[usize]) {}
     fn finished(
         &mut self,

@@ -121,7 +121,8 @@ mod tests {
     fn table_of_curves_and_decisions() {
         let nan = f64::NAN;
         // (metric, patience, min_delta, curve, expected action, why)
-        let rows: &[(Metric, usize, f64, &[f64], Action, &str)] = &[
+        type Row<'a> = (Metric, usize, f64, &'a [f64], Action, &'a str);
+        let rows: &[Row] = &[
             (
                 Metric::ValLoss,
                 2,

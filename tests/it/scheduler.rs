@@ -279,7 +279,7 @@ async fn cancellation_keeps_finished_epochs_and_requeues_running_trials() {
         || Ok(slow.clone()),
         &opts(&db),
         &mut Quiet,
-        async { cancel.await },
+        cancel,
     )
     .await
     .unwrap();
