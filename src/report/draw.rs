@@ -76,14 +76,26 @@ fn x_labels(data: &[&TrialSeries]) -> usize {
 }
 
 fn epoch_label(x: &f64) -> String {
-    if (x - x.round()).abs() < 1e-9 { format!("{}", x.round()) } else { String::new() }
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round())
+    } else {
+        String::new()
+    }
 }
 
 /// Axis values with at most three decimals and no trailing zeros (log axes otherwise print
 /// `0.6000000000000001`).
 fn value_label(v: &f64) -> String {
-    let s = if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.3}") };
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    let s = if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    };
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// `curves.png`: every trial's validation loss, coloured by one hyperparameter.

@@ -212,3 +212,73 @@ fn a_changed_spec_under_the_same_name_is_refused() {
         text(&plan)
     );
 }
+
+#[test]
+fn ctrl_c_keeps_finished_epochs_and_a_rerun_continues() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let sweep = TINY
+        .replace("epochs = 2", "epochs = 60")
+        .replace("batch_size = 128", "batch_size = 16");
+    std::fs::write(dir.join("long.toml"), sweep).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
+        .args(["run", "long.toml"])
+        .current_dir(dir)
+        .env_remove("LCURVE_DB")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("start  #1") {
+        line.clear();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("will run again"), "{rest}");
+
+    let states = lcurve(
+        dir,
+        &[
+            "query",
+            "select state, count(*) as n from trials group by state",
+        ],
+    );
+    assert!(text(&states).contains("pending"), "{}", text(&states));
+    let kept = lcurve(dir, &["query", "select count(*) > 0 as kept from metrics"]);
+    assert!(
+        text(&kept).contains("│ 1 "),
+        "epochs before Ctrl-C are stored: {}",
+        text(&kept)
+    );
+
+    let again = lcurve(dir, &["run", "long.toml"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("(attempt 2)"), "{}", text(&again));
+    let done = lcurve(
+        dir,
+        &[
+            "query",
+            "select count(*) as n from metrics where name = 'val_loss'",
+        ],
+    );
+    assert!(
+        text(&done).contains("│ 120 │"),
+        "2 trials x 60 epochs, no leftovers: {}",
+        text(&done)
+    );
+}

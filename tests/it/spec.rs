@@ -172,3 +172,16 @@ fn every_bad_input_has_one_clear_message() {
         );
     }
 }
+
+#[test]
+fn grids_over_the_cap_are_refused_with_the_fix() {
+    let s = spec(SMALL);
+    assert!(lcurve::run::check_size(&s, Path::new("test.toml"), 4).is_ok());
+    let err = lcurve::run::check_size(&s, Path::new("test.toml"), 3)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "test.toml: `grid` expands to 4 trials, more than the cap of 3; shorten the lists or pass --max-trials 4"
+    );
+}
