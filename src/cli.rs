@@ -43,7 +43,7 @@ enum Command {
     Run {
         /// The sweep file (TOML); see sweeps/README.md for every key.
         sweep: PathBuf,
-        /// Folder that receives reports/<sweep-name>/.
+        /// Folder in which the charts go, under a subfolder named after the sweep.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
         /// If a sweep of this name is stored with a different spec, delete it and its results
@@ -57,13 +57,17 @@ enum Command {
     /// Validate a sweep file and list the trials it would run; changes nothing.
     ///
     /// Example: lcurve plan sweeps/digits.toml
-    Plan { sweep: PathBuf },
+    Plan {
+        /// The sweep file (TOML).
+        sweep: PathBuf,
+    },
     /// Redraw a sweep's charts from the database alone.
     ///
     /// Example: lcurve report digits-reference
     Report {
         /// The sweep's name (see `lcurve ls`).
         name: String,
+        /// Folder in which the charts go, under a subfolder named after the sweep.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
     },
@@ -73,6 +77,7 @@ enum Command {
     ///
     /// Example: lcurve show quickstart --limit 5
     Show {
+        /// The sweep's name (see `lcurve ls`).
         name: String,
         /// Show at most this many trials.
         #[arg(long)]
@@ -80,9 +85,14 @@ enum Command {
     },
     /// Run one SQL statement on a read-only connection and print the rows.
     ///
-    /// Tables: sweeps, trials, metrics, decisions; views: trial_summary, epoch_metrics.
+    /// Tables: sweeps, trials, metrics, decisions; views: trial_summary, epoch_metrics
+    /// (see README.md). Writes are refused.
+    ///
     /// Example: lcurve query "select * from trial_summary order by best_val_loss limit 5"
-    Query { sql: String },
+    Query {
+        /// One SQL statement, e.g. "select * from trial_summary".
+        sql: String,
+    },
 }
 
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {

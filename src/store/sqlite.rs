@@ -75,6 +75,11 @@ fn uint(n: i64) -> Result<usize, StoreError> {
     usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative count {n}")))
 }
 
+fn count(n: u64) -> Result<usize, StoreError> {
+    usize::try_from(n)
+        .map_err(|_| StoreError::Corrupt(format!("row count {n} does not fit in memory")))
+}
+
 fn kind_of(x: f64) -> (&'static str, Option<f64>) {
     if x.is_nan() {
         ("nan", None)
@@ -164,7 +169,7 @@ impl Store for SqliteStore {
             added += r.rows_affected();
         }
         tx.commit().await?;
-        uint(i64::try_from(added).unwrap_or(i64::MAX))
+        count(added)
     }
 
     async fn requeue_running(&self, sweep_id: i64) -> Result<usize, StoreError> {
@@ -174,7 +179,7 @@ impl Store for SqliteStore {
         .bind(sweep_id)
         .execute(&self.pool)
         .await?;
-        uint(i64::try_from(r.rows_affected()).unwrap_or(i64::MAX))
+        count(r.rows_affected())
     }
 
     async fn claim_next(&self, sweep_id: i64) -> Result<Option<ClaimedTrial>, StoreError> {
