@@ -22,8 +22,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            // Libraries often repeat their source in their own message: print each text once.
+            let mut last = e.to_string();
+            for cause in e.chain().skip(1).map(|c| c.to_string()) {
+                if !last.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                }
+                last = cause;
             }
             ExitCode::FAILURE
         }

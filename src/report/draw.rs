@@ -275,6 +275,19 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(err)?;
+    if finite(&t.train_loss)
+        .chain(finite(&t.val_loss))
+        .next()
+        .is_none()
+    {
+        // A trial that diverged at once has nothing to plot; say so instead of an empty frame.
+        let (w, h) = body.dim_in_pixel();
+        let text = "no finite loss values to draw: every recorded loss is NaN or infinite";
+        let style = ("sans-serif", 20).into_text_style(&body).color(&RED);
+        let x = i32::try_from(w / 2).unwrap_or(0) - 330;
+        body.draw_text(text, &style, (x.max(10), i32::try_from(h / 2).unwrap_or(0)))
+            .map_err(err)?;
+    }
     for (name, points, color) in [
         ("train loss", &t.train_loss, PALETTE[0]),
         ("validation loss", &t.val_loss, PALETTE[1]),

@@ -113,3 +113,88 @@ pub fn prepare(
         trials,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Activation, DatasetName, Optimizer};
+
+    fn trial(id: i64, ordinal: usize, lr: f64, state: TrialState) -> TrialRow {
+        TrialRow {
+            id,
+            ordinal,
+            state,
+            config: TrialConfig {
+                learning_rate: lr,
+                batch_size: 32,
+                epochs: 3,
+                activation: Activation::Relu,
+                optimizer: Optimizer::Adam,
+                hidden: vec![8],
+                seed: 1,
+                dataset: DatasetName::Digits,
+                validation_fraction: 0.2,
+            },
+            attempt: 1,
+            epochs_run: Some(2),
+            best_epoch: Some(1),
+            best_value: Some(0.5),
+            stop_reason: None,
+        }
+    }
+
+    fn point(trial_id: i64, name: &str, epoch: usize, value: f64) -> MetricPoint {
+        MetricPoint {
+            trial_id,
+            name: name.into(),
+            epoch,
+            value,
+        }
+    }
+
+    #[test]
+    fn series_are_grouped_sorted_and_marked() {
+        let trials = [
+            trial(10, 0, 0.1, TrialState::Stopped),
+            trial(11, 1, 0.01, TrialState::Diverged),
+        ];
+        let metrics = [
+            point(10, "val_loss", 2, 0.6),
+            point(10, "val_loss", 1, 0.5),
+            point(11, "val_loss", 1, f64::INFINITY),
+            point(10, "train_loss", 1, 0.7),
+        ];
+        let decisions = [DecisionRow {
+            trial_id: 10,
+            epoch: 2,
+            rule: "patience".into(),
+            action: "stop".into(),
+            reason: "flat".into(),
+        }];
+        let data = prepare("s", &trials, &metrics, &decisions);
+        // Only the learning rate varies, so it colours the chart.
+        assert_eq!(data.color_by, "learning_rate");
+        assert_eq!(data.groups, vec!["0.1".to_string(), "0.01".to_string()]);
+        assert_eq!(
+            data.trials[0].val_loss,
+            vec![(1, 0.5), (2, 0.6)],
+            "sorted by epoch"
+        );
+        assert_eq!(data.trials[0].train_loss, vec![(1, 0.7)]);
+        assert_eq!(
+            data.trials[0].stop,
+            Some(StopMark {
+                epoch: 2,
+                diverged: false,
+                reason: "flat".into()
+            })
+        );
+        assert_eq!(data.trials[0].best, Some((1, 0.5)));
+        assert_eq!(
+            data.trials[1].val_loss,
+            vec![(1, f64::INFINITY)],
+            "non-finite values are kept"
+        );
+        assert_eq!(data.trials[1].stop, None);
+    }
+}
