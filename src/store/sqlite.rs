@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::*;
 
@@ -224,61 +224,11 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.begin_immediate().await?;
+        insert_metrics(&mut tx, writes).await?;
+        insert_decisions(&mut tx, writes).await?;
         for w in writes {
-            match w {
-                Write::Epoch { trial_id, report } => {
-                    for (name, x) in report.series() {
-                        let (kind, value) = kind_of(x);
-                        sqlx::query(
-                            "INSERT INTO metrics (trial_id, name, epoch, value, kind) VALUES (?, ?, ?, ?, ?)
-                             ON CONFLICT (trial_id, name, epoch) DO UPDATE SET value = excluded.value, kind = excluded.kind",
-                        )
-                        .bind(trial_id)
-                        .bind(name)
-                        .bind(int(report.epoch)?)
-                        .bind(value)
-                        .bind(kind)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                Write::Decision {
-                    trial_id,
-                    decision: d,
-                } => {
-                    sqlx::query("INSERT INTO decisions (trial_id, epoch, rule, action, reason, details) VALUES (?, ?, ?, ?, ?, ?)")
-                        .bind(trial_id)
-                        .bind(int(d.epoch)?)
-                        .bind(d.rule)
-                        .bind(d.action.as_str())
-                        .bind(&d.reason)
-                        .bind(d.details.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Write::Finish {
-                    trial_id,
-                    outcome: o,
-                } => {
-                    let finished = if o.state == TrialState::Pending {
-                        "NULL"
-                    } else {
-                        NOW
-                    };
-                    sqlx::query(&format!(
-                        "UPDATE trials SET state = ?, finished_at = {finished}, epochs_run = ?, best_epoch = ?,
-                                best_value = ?, stop_reason = ?, error = ? WHERE id = ?"
-                    ))
-                    .bind(o.state.as_str())
-                    .bind(int(o.epochs_run)?)
-                    .bind(o.best.map(|(e, _)| int(e)).transpose()?)
-                    .bind(o.best.map(|(_, v)| v))
-                    .bind(o.stop_reason.as_deref())
-                    .bind(o.error.as_deref())
-                    .bind(trial_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            if let Write::Finish { trial_id, outcome } = w {
+                finish_trial(&mut tx, *trial_id, outcome).await?;
             }
         }
         tx.commit().await?;
@@ -404,6 +354,92 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+}
+
+/// Rows per multi-row INSERT: well under SQLite's limit of 32766 bound variables.
+const ROWS_PER_INSERT: usize = 200;
+
+type Tx<'a> = Transaction<'a, Sqlite>;
+
+/// Upserts every epoch's metrics with multi-row statements (one row per statement is
+/// ~2.5x slower); re-recording an epoch replaces its values.
+async fn insert_metrics(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    for w in writes {
+        if let Write::Epoch { trial_id, report } = w {
+            let epoch = int(report.epoch)?;
+            for (name, x) in report.series() {
+                let (kind, value) = kind_of(x);
+                rows.push((*trial_id, name, epoch, value, kind));
+            }
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO metrics (trial_id, name, epoch, value, kind) ",
+        );
+        q.push_values(chunk, |mut b, &(trial, name, epoch, value, kind)| {
+            b.push_bind(trial)
+                .push_bind(name)
+                .push_bind(epoch)
+                .push_bind(value)
+                .push_bind(kind);
+        });
+        q.push(" ON CONFLICT (trial_id, name, epoch) DO UPDATE SET value = excluded.value, kind = excluded.kind");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_decisions(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    for w in writes {
+        if let Write::Decision {
+            trial_id,
+            decision: d,
+        } = w
+        {
+            rows.push((*trial_id, int(d.epoch)?, d));
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO decisions (trial_id, epoch, rule, action, reason, details) ",
+        );
+        q.push_values(chunk, |mut b, (trial, epoch, d)| {
+            b.push_bind(*trial)
+                .push_bind(*epoch)
+                .push_bind(d.rule)
+                .push_bind(d.action.as_str())
+                .push_bind(d.reason.clone())
+                .push_bind(d.details.to_string());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Records how a trial ended; `Pending` (interrupted) leaves `finished_at` empty.
+async fn finish_trial(tx: &mut Tx<'_>, trial_id: i64, o: &TrialOutcome) -> Result<(), StoreError> {
+    let finished = if o.state == TrialState::Pending {
+        "NULL"
+    } else {
+        NOW
+    };
+    sqlx::query(&format!(
+        "UPDATE trials SET state = ?, finished_at = {finished}, epochs_run = ?, best_epoch = ?,
+                best_value = ?, stop_reason = ?, error = ? WHERE id = ?"
+    ))
+    .bind(o.state.as_str())
+    .bind(int(o.epochs_run)?)
+    .bind(o.best.map(|(e, _)| int(e)).transpose()?)
+    .bind(o.best.map(|(_, v)| v))
+    .bind(o.stop_reason.as_deref())
+    .bind(o.error.as_deref())
+    .bind(trial_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn sweep_row(row: &sqlx::sqlite::SqliteRow) -> SweepRow {
