@@ -122,63 +122,13 @@ pub async fn run<S: Store, T: Trainer>(
         while let Ok(msg) = rx.try_recv() {
             batch.push(msg);
         }
-        let mut writes = Vec::with_capacity(batch.len() * 2);
-        let mut replies = Vec::new();
-        let mut ended = Vec::new();
-        for msg in batch {
-            match msg {
-                Msg::Epoch {
-                    trial_id,
-                    report,
-                    reply,
-                } => {
-                    let r = running
-                        .get_mut(&trial_id)
-                        .expect("epochs come from running trials");
-                    r.curve.push(report);
-                    writes.push(Write::Epoch { trial_id, report });
-                    let control = if cancelled {
-                        r.interrupted = true;
-                        Control::Stop
-                    } else {
-                        let decisions = decide_all(&opts.rules, &r.curve);
-                        let stop = decisions
-                            .iter()
-                            .find(|d| d.action != Action::Continue)
-                            .cloned();
-                        writes.extend(
-                            decisions
-                                .into_iter()
-                                .map(|decision| Write::Decision { trial_id, decision }),
-                        );
-                        r.stop = stop;
-                        if r.stop.is_some() {
-                            Control::Stop
-                        } else {
-                            Control::Continue
-                        }
-                    };
-                    replies.push((reply, control));
-                }
-                Msg::Done { trial_id, result } => {
-                    let r = running
-                        .remove(&trial_id)
-                        .expect("done comes from running trials");
-                    let outcome = outcome::decide(&r, result, opts.best_metric);
-                    writes.push(Write::Finish {
-                        trial_id,
-                        outcome: outcome.clone(),
-                    });
-                    ended.push((r.claim, outcome));
-                }
-            }
-        }
-        store.apply(&writes).await?;
-        for (reply, control) in replies {
+        let step = process(batch, &mut running, opts, cancelled);
+        store.apply(&step.writes).await?;
+        for (reply, control) in step.replies {
             // A trainer that has gone away (panicked) no longer needs an answer.
             let _ = reply.send(control);
         }
-        for (claim, outcome) in ended {
+        for (claim, outcome) in step.ended {
             if outcome.state == TrialState::Pending {
                 summary.interrupted += 1;
             } else {
@@ -194,6 +144,76 @@ pub async fn run<S: Store, T: Trainer>(
     }
     store.finish_sweep(sweep_id).await?;
     Ok(summary)
+}
+
+/// What one batch of messages asks for: rows to commit, then answers to send and trial ends
+/// to announce, both only after the commit.
+struct Step {
+    writes: Vec<Write>,
+    replies: Vec<(oneshot::Sender<Control>, Control)>,
+    ended: Vec<(ClaimedTrial, TrialOutcome)>,
+}
+
+/// Applies the rules to each reported epoch and turns finished trainers into outcomes.
+fn process(
+    batch: Vec<Msg>,
+    running: &mut HashMap<i64, Running>,
+    opts: &SchedulerOptions,
+    cancelled: bool,
+) -> Step {
+    let mut step = Step {
+        writes: Vec::with_capacity(batch.len() * 3),
+        replies: Vec::new(),
+        ended: Vec::new(),
+    };
+    for msg in batch {
+        match msg {
+            Msg::Epoch {
+                trial_id,
+                report,
+                reply,
+            } => {
+                let r = running
+                    .get_mut(&trial_id)
+                    .expect("epochs come from running trials");
+                r.curve.push(report);
+                step.writes.push(Write::Epoch { trial_id, report });
+                let control = if cancelled {
+                    r.interrupted = true;
+                    Control::Stop
+                } else {
+                    let decisions = decide_all(&opts.rules, &r.curve);
+                    r.stop = decisions
+                        .iter()
+                        .find(|d| d.action != Action::Continue)
+                        .cloned();
+                    step.writes.extend(
+                        decisions
+                            .into_iter()
+                            .map(|decision| Write::Decision { trial_id, decision }),
+                    );
+                    if r.stop.is_some() {
+                        Control::Stop
+                    } else {
+                        Control::Continue
+                    }
+                };
+                step.replies.push((reply, control));
+            }
+            Msg::Done { trial_id, result } => {
+                let r = running
+                    .remove(&trial_id)
+                    .expect("done comes from running trials");
+                let outcome = outcome::decide(&r, result, opts.best_metric);
+                step.writes.push(Write::Finish {
+                    trial_id,
+                    outcome: outcome.clone(),
+                });
+                step.ended.push((r.claim, outcome));
+            }
+        }
+    }
+    step
 }
 
 fn ordinals(running: &HashMap<i64, Running>) -> Vec<usize> {

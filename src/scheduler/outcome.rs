@@ -36,7 +36,8 @@ pub(super) fn decide(
             error: Some(e.0),
             ..base
         },
-        (Ok(_), _) if r.interrupted => TrialOutcome {
+        // Interrupted on its last epoch: nothing is left to run, so it completed.
+        (Ok(_), _) if r.interrupted && r.curve.len() < r.claim.config.epochs => TrialOutcome {
             state: TrialState::Pending,
             stop_reason: Some(
                 "interrupted; runs again from epoch 1 on the next `lcurve run`".into(),
