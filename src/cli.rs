@@ -258,12 +258,11 @@ async fn plan(db: &Path, path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(report: &lcurve::report::ReportOutcome) {
-    if let Some(first) = report.written.first() {
-        let dir = first.parent().map_or(first.clone(), Path::to_path_buf);
+    if !report.written.is_empty() {
         eprintln!(
             "report: {} charts in {}",
             report.written.len(),
-            dir.display()
+            report.dir.display()
         );
     }
     for failure in &report.failed {

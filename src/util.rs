@@ -1,4 +1,4 @@
-//! Small helpers shared by several layers: hashing and timestamps.
+//! Small helpers shared by several layers: hashing and writing non-finite numbers.
 
 use sha2::{Digest, Sha256};
 
@@ -8,14 +8,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Seconds since the Unix epoch, with sub-second precision, as stored in the database.
-pub fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// A JSON value for `x`: a number when finite, else the string "NaN", "inf" or "-inf"

@@ -23,6 +23,8 @@ pub struct ChartError {
 /// What [`write_report`] produced: the files written and the charts that failed.
 #[derive(Debug, Default)]
 pub struct ReportOutcome {
+    /// The sweep's report folder.
+    pub dir: PathBuf,
     pub written: Vec<PathBuf>,
     pub failed: Vec<ChartError>,
 }
@@ -40,7 +42,10 @@ pub async fn write_report<S: Store>(
     let decisions = store.stop_decisions(row.id).await?;
     let data = prepare(&row.name, &trials, &metrics, &decisions);
     let paths = ReportPaths::new(root, &row.name);
-    let mut outcome = ReportOutcome::default();
+    let mut outcome = ReportOutcome {
+        dir: paths.dir().to_path_buf(),
+        ..Default::default()
+    };
     let mut record = |path: PathBuf, result: Result<(), String>| match result {
         Ok(()) => outcome.written.push(path),
         Err(message) => outcome.failed.push(ChartError { path, message }),
