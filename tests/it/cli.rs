@@ -173,6 +173,37 @@ fn bad_input_exits_non_zero_and_writes_nothing() {
     );
     assert!(!dir.join("lcurve.db").exists(), "no database was created");
 
+    // Every kind of bad value: one error line naming file, line and key; still no database.
+    let tiny = TINY.trim_start();
+    let cases = [
+        (
+            format!("colour = \"red\"\n{tiny}"),
+            "bad.toml:1: `colour`: unknown field",
+        ),
+        (
+            tiny.replace("learning_rate = 0.01", "learning_rate = -1.0"),
+            "bad.toml:8: `grid.learning_rate`: -1.0 is not accepted",
+        ),
+        (
+            tiny.replace("\"tanh\"]", "\"swish\"]"),
+            "bad.toml:11: `grid.activation`: \"swish\" is not accepted",
+        ),
+        (
+            format!("{tiny}[data]\ndataset = \"mnist\"\n"),
+            "bad.toml:13: `data.dataset`: \"mnist\" is not known",
+        ),
+    ];
+    for (toml, expected) in cases {
+        std::fs::write(dir.join("bad.toml"), toml).unwrap();
+        let out = lcurve(dir, &["run", "bad.toml"]);
+        let msg = text(&out);
+        assert!(
+            !out.status.success() && msg.starts_with(&format!("error: {expected}")),
+            "{msg}"
+        );
+        assert!(!dir.join("lcurve.db").exists(), "no database after: {msg}");
+    }
+
     let missing = lcurve(dir, &["run", "nope.toml"]);
     assert!(
         !missing.status.success()
