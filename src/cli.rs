@@ -183,7 +183,7 @@ async fn run(db: &Path, path: &Path, opts: RunOptions) -> anyhow::Result<ExitCod
             spec.seed,
         )))
     };
-    let mut progress = Printer { total, done: 0 };
+    let mut progress = Printer::default();
     let cancel = async {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
@@ -271,6 +271,7 @@ fn print_report(report: &lcurve::report::ReportOutcome) {
 }
 
 /// Prints one line per trial start and end.
+#[derive(Default)]
 struct Printer {
     total: usize,
     done: usize,

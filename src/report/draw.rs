@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -98,6 +100,30 @@ fn value_label(v: &f64) -> String {
     }
 }
 
+/// Axes shared by every chart: whole-number epochs on x, tidy values on y, no minor grid.
+fn draw_mesh<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    x_labels: usize,
+    y_desc: &str,
+    font_size: u32,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_labels(x_labels)
+        .x_label_formatter(&epoch_label)
+        .light_line_style(WHITE)
+        .y_label_formatter(&value_label)
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .label_style(("sans-serif", font_size))
+        .draw()
+        .map_err(err)
+}
+
 /// `curves.png`: every trial's validation loss, coloured by one hyperparameter.
 pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
     register_bundled_font();
@@ -120,31 +146,16 @@ pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
         let mut chart = builder
             .build_cartesian_2d(x, (lo..hi).log_scale())
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_labels(x_labels(&all))
-            .x_label_formatter(&epoch_label)
-            .light_line_style(WHITE)
-            .y_label_formatter(&value_label)
-            .x_desc("epoch")
-            .y_desc("validation loss (log scale)")
-            .label_style(("sans-serif", 16))
-            .draw()
-            .map_err(err)?;
+        draw_mesh(
+            &mut chart,
+            x_labels(&all),
+            "validation loss (log scale)",
+            16,
+        )?;
         draw_curves(&mut chart, data)?;
     } else {
         let mut chart = builder.build_cartesian_2d(x, lo..hi).map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_labels(x_labels(&all))
-            .x_label_formatter(&epoch_label)
-            .light_line_style(WHITE)
-            .y_label_formatter(&value_label)
-            .x_desc("epoch")
-            .y_desc("validation loss")
-            .label_style(("sans-serif", 16))
-            .draw()
-            .map_err(err)?;
+        draw_mesh(&mut chart, x_labels(&all), "validation loss", 16)?;
         draw_curves(&mut chart, data)?;
     }
     root.present().map_err(err)
@@ -264,17 +275,7 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
         .y_label_area_size(70)
         .build_cartesian_2d(1f64..max_epoch(&[t]), lo..hi)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_labels(x_labels(&[t]))
-        .x_label_formatter(&epoch_label)
-        .light_line_style(WHITE)
-        .y_label_formatter(&value_label)
-        .x_desc("epoch")
-        .y_desc("loss")
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(err)?;
+    draw_mesh(&mut chart, x_labels(&[t]), "loss", 15)?;
     if finite(&t.train_loss)
         .chain(finite(&t.val_loss))
         .next()
@@ -314,18 +315,16 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
             });
     }
     if let (Some(stop), Some(p)) = (&t.stop, finite(&t.val_loss).last()) {
-        {
-            let label = if stop.diverged {
-                "diverged here"
-            } else {
-                "stopped here"
-            };
-            chart
-                .draw_series(std::iter::once(Cross::new(p, 9, RED.stroke_width(3))))
-                .map_err(err)?
-                .label(label)
-                .legend(|(x, y)| Cross::new((x + 12, y), 6, RED.stroke_width(2)));
-        }
+        let label = if stop.diverged {
+            "diverged here"
+        } else {
+            "stopped here"
+        };
+        chart
+            .draw_series(std::iter::once(Cross::new(p, 9, RED.stroke_width(3))))
+            .map_err(err)?
+            .label(label)
+            .legend(|(x, y)| Cross::new((x + 12, y), 6, RED.stroke_width(2)));
     }
     chart
         .configure_series_labels()

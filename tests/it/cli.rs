@@ -20,13 +20,15 @@ epochs = 2
 activation = ["relu", "tanh"]
 "#;
 
+/// `lcurve ARGS` in `dir`, on that folder's default database.
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lcurve"));
+    c.args(args).current_dir(dir).env_remove("LCURVE_DB");
+    c
+}
+
 fn lcurve(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcurve"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("LCURVE_DB")
-        .output()
-        .expect("run lcurve")
+    command(dir, args).output().expect("run lcurve")
 }
 
 fn text(o: &Output) -> String {
@@ -255,10 +257,7 @@ fn ctrl_c_keeps_finished_epochs_and_a_rerun_continues() {
         .replace("epochs = 2", "epochs = 60")
         .replace("batch_size = 128", "batch_size = 16");
     std::fs::write(dir.join("long.toml"), sweep).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
-        .args(["run", "long.toml"])
-        .current_dir(dir)
-        .env_remove("LCURVE_DB")
+    let mut child = command(dir, &["run", "long.toml"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
