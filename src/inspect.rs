@@ -1,6 +1,8 @@
 //! Text tables for `lcurve ls`, `show`, `plan` and `query`: plain functions from stored rows
 //! to the text a person reads.
 
+use std::collections::HashMap;
+
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
@@ -36,42 +38,61 @@ pub fn sweeps_table(sweeps: &[SweepOverview]) -> String {
 }
 
 /// A trial's place on the leaderboard.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Standing {
-    pub ordinal: usize,
+#[derive(Debug, Clone)]
+pub struct Standing<'a> {
+    pub trial: &'a TrialRow,
     pub best_val_loss: Option<f64>,
     pub best_val_accuracy: Option<f64>,
     pub epochs_run: usize,
 }
 
 /// Best validation loss and accuracy per trial, best loss first (trials without one last).
-pub fn leaderboard(trials: &[TrialRow], metrics: &[MetricPoint]) -> Vec<Standing> {
-    let best = |id: i64, name: &str, better: fn(f64, f64) -> f64| {
-        metrics
-            .iter()
-            .filter(|m| m.trial_id == id && m.name == name && m.value.is_finite())
-            .map(|m| m.value)
-            .reduce(better)
-    };
-    let mut rows: Vec<Standing> = trials
+/// One pass over the metrics, so large sweeps stay fast.
+pub fn leaderboard<'a>(trials: &'a [TrialRow], metrics: &[MetricPoint]) -> Vec<Standing<'a>> {
+    let mut by_id: HashMap<i64, Standing<'a>> = trials
         .iter()
-        .map(|t| Standing {
-            ordinal: t.ordinal,
-            best_val_loss: best(t.id, "val_loss", f64::min),
-            best_val_accuracy: best(t.id, "val_accuracy", f64::max),
-            epochs_run: metrics
-                .iter()
-                .filter(|m| m.trial_id == t.id && m.name == "val_loss")
-                .count(),
+        .map(|t| {
+            (
+                t.id,
+                Standing {
+                    trial: t,
+                    best_val_loss: None,
+                    best_val_accuracy: None,
+                    epochs_run: 0,
+                },
+            )
         })
         .collect();
+    for m in metrics {
+        let Some(s) = by_id.get_mut(&m.trial_id) else {
+            continue;
+        };
+        let finite = m.value.is_finite().then_some(m.value);
+        match m.name.as_str() {
+            "val_loss" => {
+                s.epochs_run += 1;
+                s.best_val_loss = better(s.best_val_loss, finite, f64::min);
+            }
+            "val_accuracy" => s.best_val_accuracy = better(s.best_val_accuracy, finite, f64::max),
+            _ => {}
+        }
+    }
+    let mut rows: Vec<Standing> = by_id.into_values().collect();
+    let ordinal = |s: &Standing| s.trial.ordinal;
     rows.sort_by(|a, b| match (a.best_val_loss, b.best_val_loss) {
-        (Some(x), Some(y)) => x.total_cmp(&y).then(a.ordinal.cmp(&b.ordinal)),
+        (Some(x), Some(y)) => x.total_cmp(&y).then(ordinal(a).cmp(&ordinal(b))),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.ordinal.cmp(&b.ordinal),
+        (None, None) => ordinal(a).cmp(&ordinal(b)),
     });
     rows
+}
+
+fn better(best: Option<f64>, new: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
+    match (best, new) {
+        (Some(b), Some(n)) => Some(pick(b, n)),
+        (b, n) => b.or(n),
+    }
 }
 
 /// `lcurve show`: the leaderboard with each trial's hyperparameters.
@@ -97,13 +118,10 @@ pub fn leaderboard_table(
         .into_iter()
         .take(limit.unwrap_or(usize::MAX))
     {
-        let tr = trials
-            .iter()
-            .find(|t| t.ordinal == s.ordinal)
-            .expect("standing from these trials");
+        let tr = s.trial;
         let c = &tr.config;
         t.add_row(vec![
-            s.ordinal.to_string(),
+            tr.ordinal.to_string(),
             format!("{}", c.learning_rate),
             c.batch_size.to_string(),
             c.epochs.to_string(),
@@ -130,12 +148,18 @@ pub fn plan_table(planned: &[PlannedTrial], stored: &[TrialRow]) -> String {
         "hidden",
         "stored state",
     ]);
+    // Trials are matched by their config, as the store does (by its hash).
+    let states: HashMap<String, &str> = stored
+        .iter()
+        .map(|s| (s.config.to_json(), s.state.as_str()))
+        .collect();
     for p in planned {
         let c = &p.config;
-        let state = stored
-            .iter()
-            .find(|s| s.config == *c)
-            .map_or("new".to_string(), |s| s.state.as_str().to_string());
+        let state = states
+            .get(&c.to_json())
+            .copied()
+            .unwrap_or("new")
+            .to_string();
         t.add_row(vec![
             p.ordinal.to_string(),
             format!("{}", c.learning_rate),

@@ -82,17 +82,16 @@ pub fn prepare(
         v.sort_by_key(|p| p.0);
         v
     };
+    // The last stop decision of each trial (decisions come in epoch order).
+    let last_stop: HashMap<i64, &DecisionRow> = decisions.iter().map(|d| (d.trial_id, d)).collect();
     let trials = trials
         .iter()
         .map(|t| {
-            let stop = decisions
-                .iter()
-                .rfind(|d| d.trial_id == t.id)
-                .map(|d| StopMark {
-                    epoch: d.epoch,
-                    diverged: d.action == "diverge",
-                    reason: d.reason.clone(),
-                });
+            let stop = last_stop.get(&t.id).map(|d| StopMark {
+                epoch: d.epoch,
+                diverged: d.action == "diverge",
+                reason: d.reason.clone(),
+            });
             TrialSeries {
                 ordinal: t.ordinal,
                 label: t.config.label(),
