@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
-use lcurve::data;
-use lcurve::spec::{Activation, DatasetName, Optimizer, TrialConfig};
+use std::path::Path;
+
+use lcurve::run::prepare_data;
+use lcurve::spec::{expand, parse};
 use lcurve::store::{SqliteStore, Store, Write};
 use lcurve::trainer::{BurnTrainer, Control, EpochReport, Trainer};
 
@@ -16,7 +18,15 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .unwrap_or_else(|| "flex".into());
-    let split = data::split(&data::load(DatasetName::Digits), 0.2, 7);
+    let mut spec = parse(
+        Path::new("bench.toml"),
+        &format!(
+            "name = \"bench\"\nseed = 7\n[params]\nlearning_rate = 1e-3\nbatch_size = [16, 64, 256]\nepochs = {EPOCHS}\nhidden = [128]\n"
+        ),
+    )
+    .expect("the bench spec parses");
+    let split = prepare_data(&mut spec, Path::new("bench.toml")).expect("digits loads");
+    let trials = expand(&spec).expect("the bench spec expands");
     let trainer = match backend.as_str() {
         "flex" => BurnTrainer::new(&split),
         #[cfg(feature = "ndarray")]
@@ -27,21 +37,12 @@ fn main() {
         "backend {backend}: digits MLP [64 -> 128 -> 10], relu, Adam, {} training rows, 1 thread",
         split.train.rows()
     );
-    for batch in [16, 64, 256] {
-        let config = TrialConfig {
-            learning_rate: 1e-3,
-            batch_size: batch,
-            epochs: EPOCHS,
-            activation: Activation::Relu,
-            optimizer: Optimizer::Adam,
-            hidden: vec![128],
-            seed: 7,
-            dataset: DatasetName::Digits,
-            validation_fraction: 0.2,
-        };
+    for trial in &trials {
+        let config = &trial.config;
+        let batch = config.batch_size;
         let mut seconds = Vec::new();
         trainer
-            .train(&config, &mut |r: EpochReport| {
+            .train(config, &mut |r: EpochReport| {
                 seconds.push(r.seconds);
                 Control::Continue
             })
@@ -68,14 +69,11 @@ fn store_rate() {
             .unwrap();
         let spec = lcurve::spec::parse(
             std::path::Path::new("bench.toml"),
-            "name = \"bench\"\n[grid]\nlearning_rate = 0.1\nbatch_size = 8\nepochs = 1\n",
+            "name = \"bench\"\n[params]\nlearning_rate = 0.1\nbatch_size = 8\nepochs = 1\n",
         )
         .unwrap();
-        let id = store.create_sweep(&spec, false).await.unwrap();
-        store
-            .add_trials(id, &lcurve::spec::expand(&spec))
-            .await
-            .unwrap();
+        let id = store.create_sweep(&spec, None, false).await.unwrap();
+        store.add_trials(id, &expand(&spec).unwrap()).await.unwrap();
         let trial = store.claim_next(id).await.unwrap().unwrap();
         let report = |epoch| Write::Epoch {
             trial_id: trial.id,
@@ -83,7 +81,8 @@ fn store_rate() {
                 epoch,
                 train_loss: 0.5,
                 val_loss: 0.4,
-                val_accuracy: 0.9,
+                val_accuracy: Some(0.9),
+                val_rmse: None,
                 seconds: 0.001,
             },
         };

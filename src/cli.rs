@@ -7,10 +7,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use lcurve::data;
 use lcurve::inspect;
 use lcurve::report::write_report;
-use lcurve::run::{RunOptions, check_size, run_sweep};
+use lcurve::run::{RunOptions, check_size, describe_data, prepare_data, run_sweep};
 use lcurve::scheduler::Progress;
 use lcurve::spec::{self, DEFAULT_MAX_TRIALS};
 use lcurve::store::{ClaimedTrial, SqliteStore, Store, TrialOutcome};
@@ -60,6 +59,12 @@ enum Command {
     Plan {
         /// The sweep file (TOML).
         sweep: PathBuf,
+        /// List at most this many trials (the count and the work cover all of them).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Refuse sweeps with more trials than this.
+        #[arg(long, default_value_t = DEFAULT_MAX_TRIALS)]
+        max_trials: usize,
     },
     /// Redraw a sweep's charts from the database alone.
     ///
@@ -114,7 +119,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Plan { sweep } => plan(&cli.db, &sweep).await,
+        Command::Plan {
+            sweep,
+            limit,
+            max_trials,
+        } => plan(&cli.db, &sweep, max_trials, limit).await,
         Command::Report { name, reports } => {
             let store = open_existing(&cli.db).await?;
             print_report(&write_report(&store, &name, &reports).await?);
@@ -162,27 +171,22 @@ async fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
 
 async fn run(db: &Path, path: &Path, opts: RunOptions) -> anyhow::Result<ExitCode> {
     // Everything about the file is checked before the database is touched.
-    let spec = spec::load(path)?;
+    let mut spec = spec::load(path)?;
     check_size(&spec, path, opts.max_trials)?;
+    let split = prepare_data(&mut spec, path)?;
     let store = SqliteStore::open(db)
         .await
         .with_context(|| format!("cannot open the database {}", db.display()))?;
     let started = Instant::now();
-    let total = spec::grid_size(&spec);
     eprintln!(
-        "sweep `{}`: {total} trials, up to {} at once; database {}",
+        "sweep `{}`: {} trials, up to {} at once; database {}",
         spec.name,
+        spec::trial_count(&spec),
         spec.train.max_parallel,
         db.display()
     );
-    let make_trainer = || {
-        let table = data::load(spec.data.dataset);
-        Ok(BurnTrainer::new(&data::split(
-            &table,
-            spec.data.validation_fraction,
-            spec.seed,
-        )))
-    };
+    eprintln!("{}", describe_data(&split.record));
+    let make_trainer = || Ok(BurnTrainer::new(&split));
     let mut progress = Printer::default();
     let cancel = async {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -193,7 +197,16 @@ async fn run(db: &Path, path: &Path, opts: RunOptions) -> anyhow::Result<ExitCod
             std::future::pending::<()>().await;
         }
     };
-    let result = run_sweep(&store, &spec, make_trainer, &opts, &mut progress, cancel).await?;
+    let result = run_sweep(
+        &store,
+        &spec,
+        Some(&split.record),
+        make_trainer,
+        &opts,
+        &mut progress,
+        cancel,
+    )
+    .await?;
     if result.already_done > 0 {
         eprintln!(
             "{} of {} trials were already finished and were skipped",
@@ -235,9 +248,11 @@ async fn run(db: &Path, path: &Path, opts: RunOptions) -> anyhow::Result<ExitCod
     })
 }
 
-async fn plan(db: &Path, path: &Path) -> anyhow::Result<ExitCode> {
-    let spec = spec::load(path)?;
-    let planned = spec::expand(&spec);
+async fn plan(db: &Path, path: &Path, max_trials: usize, limit: usize) -> anyhow::Result<ExitCode> {
+    let mut spec = spec::load(path)?;
+    check_size(&spec, path, max_trials)?;
+    let split = prepare_data(&mut spec, path)?;
+    let planned = spec::expand(&spec)?;
     let stored = if db.exists() {
         let store = SqliteStore::open_read_only(db).await?;
         match store.sweep(spec.name.as_str()).await {
@@ -247,12 +262,25 @@ async fn plan(db: &Path, path: &Path) -> anyhow::Result<ExitCode> {
     } else {
         Vec::new()
     };
-    println!("{}", inspect::plan_table(&planned, &stored));
+    println!("{}", describe_data(&split.record));
+    println!("{}", inspect::plan_table(&planned, &stored, limit));
     let epochs: usize = planned.iter().map(|p| p.config.epochs).sum();
-    let done = stored.iter().filter(|t| t.state.is_finished()).count();
+    let finished: std::collections::HashSet<String> = stored
+        .iter()
+        .filter(|t| t.state.is_finished())
+        .map(|t| t.config.hash())
+        .collect();
+    let done: Vec<&spec::PlannedTrial> = planned
+        .iter()
+        .filter(|p| finished.contains(&p.config.hash()))
+        .collect();
+    let done_epochs: usize = done.iter().map(|p| p.config.epochs).sum();
     println!(
-        "{} trials ({done} already finished), at most {epochs} trial-epochs",
-        planned.len()
+        "{} trials, {} already finished in {}; work: at most {epochs} trial-epochs ({} left), fewer when early stopping ends trials sooner",
+        planned.len(),
+        done.len(),
+        db.display(),
+        epochs - done_epochs
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
-use crate::spec::{Choice, PlannedTrial};
+use crate::spec::{PlannedTrial, Task, TrialConfig, varying};
 use crate::store::{MetricPoint, SweepOverview, TrialRow, TrialState};
 use crate::util::format_float;
 
@@ -43,6 +43,7 @@ pub struct Standing<'a> {
     pub trial: &'a TrialRow,
     pub best_val_loss: Option<f64>,
     pub best_val_accuracy: Option<f64>,
+    pub best_val_rmse: Option<f64>,
     pub epochs_run: usize,
 }
 
@@ -58,6 +59,7 @@ pub fn leaderboard<'a>(trials: &'a [TrialRow], metrics: &[MetricPoint]) -> Vec<S
                     trial: t,
                     best_val_loss: None,
                     best_val_accuracy: None,
+                    best_val_rmse: None,
                     epochs_run: 0,
                 },
             )
@@ -74,6 +76,7 @@ pub fn leaderboard<'a>(trials: &'a [TrialRow], metrics: &[MetricPoint]) -> Vec<S
                 s.best_val_loss = better(s.best_val_loss, finite, f64::min);
             }
             "val_accuracy" => s.best_val_accuracy = better(s.best_val_accuracy, finite, f64::max),
+            "val_rmse" => s.best_val_rmse = better(s.best_val_rmse, finite, f64::min),
             _ => {}
         }
     }
@@ -95,24 +98,47 @@ fn better(best: Option<f64>, new: Option<f64>, pick: fn(f64, f64) -> f64) -> Opt
     }
 }
 
-/// `lcurve show`: the leaderboard with each trial's hyperparameters.
+/// The hyperparameter columns worth showing: those that vary, or the main ones when none do.
+fn param_columns<'a>(
+    configs: impl IntoIterator<Item = &'a TrialConfig> + Clone,
+) -> Vec<&'static str> {
+    let keys = varying(configs);
+    if keys.is_empty() {
+        vec!["learning_rate", "batch_size", "epochs", "activation"]
+    } else {
+        keys
+    }
+}
+
+fn param_cells(config: &TrialConfig, keys: &[&str]) -> Vec<String> {
+    let params = config.params();
+    keys.iter()
+        .map(|k| {
+            params
+                .iter()
+                .find(|(p, _)| p == k)
+                .map_or_else(|| "-".to_string(), |(_, v)| v.clone())
+        })
+        .collect()
+}
+
+/// `lcurve show`: the leaderboard with the hyperparameters that vary in the sweep.
 pub fn leaderboard_table(
     trials: &[TrialRow],
     metrics: &[MetricPoint],
     limit: Option<usize>,
 ) -> String {
-    let mut t = table(&[
-        "#",
-        "learning_rate",
-        "batch_size",
-        "epochs",
-        "activation",
-        "best val_loss",
-        "best val_accuracy",
-        "epochs run",
-        "state",
-        "stop reason",
-    ]);
+    let keys = param_columns(trials.iter().map(|t| &t.config));
+    let regression = trials.iter().any(|t| t.config.task == Task::Regression);
+    let score = if regression {
+        "best val_rmse"
+    } else {
+        "best val_accuracy"
+    };
+    let mut header = vec!["#"];
+    header.extend(&keys);
+    header.extend(["best val_loss", score, "epochs run", "state", "stop reason"]);
+    let mut t = table(&header);
     let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
     for s in leaderboard(trials, metrics)
         .into_iter()
@@ -120,58 +146,58 @@ pub fn leaderboard_table(
     {
         let tr = s.trial;
         let c = &tr.config;
-        t.add_row(vec![
-            tr.ordinal.to_string(),
-            format!("{}", c.learning_rate),
-            c.batch_size.to_string(),
-            c.epochs.to_string(),
-            c.activation.name().to_string(),
+        let mut row = vec![tr.ordinal.to_string()];
+        row.extend(param_cells(c, &keys));
+        row.extend([
             opt(s.best_val_loss),
-            opt(s.best_val_accuracy),
+            opt(if regression {
+                s.best_val_rmse
+            } else {
+                s.best_val_accuracy
+            }),
             format!("{}/{}", s.epochs_run, c.epochs),
             tr.state.as_str().to_string(),
             tr.stop_reason.clone().unwrap_or_default(),
         ]);
+        t.add_row(row);
     }
     t.to_string()
 }
 
-/// `lcurve plan`: every trial the grid expands to, with whether it is already done.
-pub fn plan_table(planned: &[PlannedTrial], stored: &[TrialRow]) -> String {
-    let mut t = table(&[
-        "#",
-        "learning_rate",
-        "batch_size",
-        "epochs",
-        "activation",
-        "optimizer",
-        "hidden",
-        "stored state",
-    ]);
+/// `lcurve plan`: the first `limit` trials the sweep expands to, with the hyperparameters
+/// that vary and whether each trial is already stored.
+pub fn plan_table(planned: &[PlannedTrial], stored: &[TrialRow], limit: usize) -> String {
+    let keys = param_columns(planned.iter().map(|p| &p.config));
+    let mut header = vec!["#"];
+    header.extend(&keys);
+    header.push("stored state");
+    let mut t = table(&header);
     // Trials are matched by their config, as the store does (by its hash).
     let states: HashMap<String, &str> = stored
         .iter()
-        .map(|s| (s.config.to_json(), s.state.as_str()))
+        .map(|s| (s.config.hash(), s.state.as_str()))
         .collect();
-    for p in planned {
-        let c = &p.config;
-        let state = states
-            .get(&c.to_json())
-            .copied()
-            .unwrap_or("new")
-            .to_string();
-        t.add_row(vec![
-            p.ordinal.to_string(),
-            format!("{}", c.learning_rate),
-            c.batch_size.to_string(),
-            c.epochs.to_string(),
-            c.activation.name().to_string(),
-            c.optimizer.name().to_string(),
-            format!("{:?}", c.hidden),
-            state,
-        ]);
+    for p in planned.iter().take(limit) {
+        let mut row = vec![p.ordinal.to_string()];
+        row.extend(param_cells(&p.config, &keys));
+        row.push(
+            states
+                .get(&p.config.hash())
+                .copied()
+                .unwrap_or("new")
+                .to_string(),
+        );
+        t.add_row(row);
     }
-    t.to_string()
+    let mut out = t.to_string();
+    if planned.len() > limit {
+        out.push_str(&format!(
+            "\n... and {} more trials (--limit {} lists them all)",
+            planned.len() - limit,
+            planned.len()
+        ));
+    }
+    out
 }
 
 /// Runs `sql` on `pool` (open it read-only) and formats whatever comes back.

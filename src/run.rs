@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 
+use crate::data::{self, DataRecord, Split};
 use crate::report::{ReportOutcome, write_report};
 use crate::scheduler::{self, Progress, RunSummary, SchedulerOptions};
-use crate::spec::{self, Metric, SweepSpec};
+use crate::spec::{self, Choice, Metric, SweepSpec};
 use crate::stopping::{DivergenceRule, PatienceRule, StoppingRule};
 use crate::store::{Store, TrialState};
 use crate::trainer::Trainer;
@@ -29,12 +30,75 @@ pub struct RunResult {
     pub report: ReportOutcome,
 }
 
-/// Refuses grids larger than `max` before anything is written.
-pub fn check_size(spec: &SweepSpec, path: &Path, max: usize) -> anyhow::Result<()> {
-    let n = spec::grid_size(spec);
-    if n > max {
+/// Reads the data a sweep names and splits it, then fills in the task where the sweep left
+/// it to be inferred and checks that the stopping metric is one this task reports. Nothing is
+/// written.
+pub fn prepare_data(spec: &mut SweepSpec, path: &Path) -> anyhow::Result<Split> {
+    let at = path.display();
+    let loaded = data::load(&spec.data).map_err(|e| anyhow!("{at}: [data]: {e}"))?;
+    let task = loaded.table.task();
+    spec.data.task = Some(task);
+    if let Some(stop) = &spec.stopping
+        && !stop.metric.applies_to(task)
+    {
         bail!(
-            "{}: `grid` expands to {n} trials, more than the cap of {max}; shorten the lists or pass --max-trials {n}",
+            "{at}: `stopping.metric`: \"{}\" is not reported for {} data (accepted: {})",
+            stop.metric.name(),
+            task.name(),
+            Metric::ALL
+                .iter()
+                .filter(|(_, m)| m.applies_to(task))
+                .map(|(w, _)| format!("\"{w}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    data::split(
+        &loaded,
+        spec.data.dataset,
+        spec.data.validation_fraction,
+        spec.seed,
+    )
+    .map_err(|e| anyhow!("{at}: [data]: {e}"))
+}
+
+/// One paragraph on the data, for `run` and `plan`.
+pub fn describe_data(record: &DataRecord) -> String {
+    let mut out = format!(
+        "data: {} ({}), {} rows",
+        record.dataset, record.source, record.rows_read
+    );
+    if record.rows_dropped > 0 {
+        out.push_str(&format!(" ({} dropped)", record.rows_dropped));
+    }
+    out.push_str(&format!(
+        ", {} features, {}",
+        record.features.len(),
+        record.task.name()
+    ));
+    if !record.classes.is_empty() {
+        out.push_str(&format!(" with {} classes", record.classes.len()));
+    }
+    out.push_str(&format!(
+        "; {} train / {} validation rows",
+        record.train_rows, record.valid_rows
+    ));
+    for note in &record.notes {
+        out.push_str(&format!("\n  {note}"));
+    }
+    out
+}
+
+/// Refuses sweeps larger than `max` trials before anything is written or expanded.
+pub fn check_size(spec: &SweepSpec, path: &Path, max: usize) -> anyhow::Result<()> {
+    let n = spec::trial_count(spec);
+    if n > max as u128 {
+        let how = match spec.search.strategy {
+            spec::Strategy::Grid => "shorten the lists in [params]",
+            spec::Strategy::Random => "lower search.trials or shorten the lists in [params]",
+        };
+        bail!(
+            "{}: the sweep expands to {n} trials, more than the cap of {max}; {how}, or pass --max-trials {n} to raise the cap",
             path.display()
         );
     }
@@ -55,13 +119,17 @@ pub fn rules_for(spec: &SweepSpec) -> Vec<Box<dyn StoppingRule>> {
 pub async fn run_sweep<S: Store, T: Trainer>(
     store: &S,
     spec: &SweepSpec,
+    data: Option<&DataRecord>,
     make_trainer: impl FnOnce() -> anyhow::Result<T>,
     opts: &RunOptions,
     progress: &mut dyn Progress,
     cancel: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<RunResult> {
-    let planned = spec::expand(spec);
-    let sweep_id = store.create_sweep(spec, opts.replace).await?;
+    let planned = spec::expand(spec)?;
+    let data = data.map(DataRecord::to_json);
+    let sweep_id = store
+        .create_sweep(spec, data.as_deref(), opts.replace)
+        .await?;
     store.add_trials(sweep_id, &planned).await?;
     store.requeue_running(sweep_id).await?;
     let trials = store.trials(sweep_id).await?;

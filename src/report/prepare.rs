@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::spec::{Choice, TrialConfig};
+use crate::spec::{TrialConfig, varying};
 use crate::store::{DecisionRow, MetricPoint, TrialRow, TrialState};
 
 /// Where and why a trial was stopped early or diverged.
@@ -39,15 +39,25 @@ pub struct ChartData {
     pub trials: Vec<TrialSeries>,
 }
 
-type Hyper = (&'static str, fn(&TrialConfig) -> String);
-
-/// Colour by the first of these that varies in the sweep.
-const COLOR_CANDIDATES: [Hyper; 4] = [
-    ("activation", |c| c.activation.name().to_string()),
-    ("learning_rate", |c| format!("{}", c.learning_rate)),
-    ("batch_size", |c| c.batch_size.to_string()),
-    ("epochs", |c| c.epochs.to_string()),
+/// Colour by the first of these that varies in the sweep, else by the first that varies.
+const COLOR_PREFERENCE: [&str; 8] = [
+    "activation",
+    "optimizer",
+    "hidden",
+    "lr_schedule",
+    "learning_rate",
+    "batch_size",
+    "train_fraction",
+    "epochs",
 ];
+
+fn param_text(config: &TrialConfig, key: &str) -> String {
+    config
+        .params()
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map_or_else(|| "-".to_string(), |(_, v)| v)
+}
 
 pub fn prepare(
     sweep: &str,
@@ -55,14 +65,14 @@ pub fn prepare(
     metrics: &[MetricPoint],
     decisions: &[DecisionRow],
 ) -> ChartData {
-    let (color_by, key) = COLOR_CANDIDATES
+    let varies = varying(trials.iter().map(|t| &t.config));
+    let color_by: &'static str = COLOR_PREFERENCE
         .iter()
-        .find(|(_, f)| {
-            let first = trials.first().map(|t| f(&t.config));
-            trials.iter().any(|t| Some(f(&t.config)) != first)
-        })
+        .find(|k| varies.contains(k))
+        .or(varies.first())
         .copied()
-        .unwrap_or(COLOR_CANDIDATES[0]);
+        .unwrap_or("activation");
+    let key = |c: &TrialConfig| param_text(c, color_by);
     let mut groups: Vec<String> = Vec::new();
     for t in trials {
         let g = key(&t.config);
@@ -116,7 +126,7 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Activation, DatasetName, Optimizer};
+    use crate::spec::{Activation, DatasetName, LrSchedule, Optimizer, Task};
 
     fn trial(id: i64, ordinal: usize, lr: f64, state: TrialState) -> TrialRow {
         TrialRow {
@@ -125,14 +135,27 @@ mod tests {
             state,
             config: TrialConfig {
                 learning_rate: lr,
+                lr_schedule: LrSchedule::Constant,
+                lr_step_every: None,
+                lr_step_gamma: None,
                 batch_size: 32,
                 epochs: 3,
-                activation: Activation::Relu,
                 optimizer: Optimizer::Adam,
+                momentum: None,
+                beta1: Some(0.9),
+                beta2: Some(0.999),
+                weight_decay: 0.0,
                 hidden: vec![8],
+                dropout: 0.0,
+                activation: Activation::Relu,
+                negative_slope: None,
+                train_fraction: 1.0,
                 seed: 1,
                 dataset: DatasetName::Digits,
+                csv: None,
+                task: Task::Classification,
                 validation_fraction: 0.2,
+                split_seed: 1,
             },
             attempt: 1,
             epochs_run: Some(2),

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{ErrorSite, SpecError};
+use super::read_params::ParamsReader;
+use super::space::Space;
 use super::types::*;
 
 /// Sweeps larger than this are refused; `--max-trials` raises the cap.
@@ -20,11 +22,15 @@ struct RawSpec {
     description: Option<String>,
     #[serde(default)]
     data: RawData,
-    #[serde(default)]
-    model: RawModel,
+    search: Option<Spanned<RawSearch>>,
+    /// Read again with spans by [`ParamsReader`]; here only so serde accepts the key.
+    #[allow(dead_code)]
+    params: Option<toml::Value>,
+    /// The tables of lcurve 0.1, refused with a message that says where their keys went.
+    grid: Option<Spanned<toml::Value>>,
+    model: Option<Spanned<toml::Value>>,
     #[serde(default)]
     train: RawTrain,
-    grid: Spanned<RawGrid>,
     stopping: Option<RawStopping>,
 }
 
@@ -33,12 +39,22 @@ struct RawSpec {
 struct RawData {
     dataset: Option<Spanned<String>>,
     validation_fraction: Option<Spanned<f64>>,
+    task: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
+    features: Option<Spanned<Vec<String>>>,
+    header: Option<Spanned<bool>>,
+    delimiter: Option<Spanned<String>>,
+    missing: Option<Spanned<String>>,
+    categorical: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawModel {
-    hidden: Option<Spanned<Vec<Spanned<i64>>>>,
+struct RawSearch {
+    strategy: Option<Spanned<String>>,
+    trials: Option<Spanned<i64>>,
+    seed: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -46,15 +62,6 @@ struct RawModel {
 struct RawTrain {
     optimizer: Option<Spanned<String>>,
     max_parallel: Option<Spanned<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGrid {
-    learning_rate: Option<Spanned<toml::Value>>,
-    batch_size: Option<Spanned<toml::Value>>,
-    epochs: Option<Spanned<toml::Value>>,
-    activation: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -81,7 +88,10 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
 pub fn parse(path: &Path, source: &str) -> Result<SweepSpec, SpecError> {
     let site = ErrorSite { path, source };
     let raw: RawSpec = toml::from_str(source).map_err(|e| toml_error(&site, &e))?;
-    Validator { site }.spec(raw)
+    let doc = toml::de::DeTable::parse(source).map_err(|e| toml_error(&site, &e))?;
+    let params = doc.get_ref().get("params");
+    let folder = path.parent().unwrap_or(Path::new(""));
+    Validator { site, folder }.spec(raw, params)
 }
 
 fn toml_error(site: &ErrorSite, e: &toml::de::Error) -> SpecError {
@@ -129,6 +139,8 @@ fn key_at(source: &str, at: usize) -> Option<String> {
 
 struct Validator<'a> {
     site: ErrorSite<'a>,
+    /// The sweep file's folder; CSV paths are relative to it.
+    folder: &'a Path,
 }
 
 impl Validator<'_> {
@@ -137,12 +149,40 @@ impl Validator<'_> {
         key: &str,
         span: Range<usize>,
         problem: impl Into<String>,
-        accepted: &str,
+        accepted: impl Into<String>,
     ) -> SpecError {
         self.site.error(key, Some(span), problem, accepted)
     }
 
-    fn spec(&self, raw: RawSpec) -> Result<SweepSpec, SpecError> {
+    fn spec(
+        &self,
+        raw: RawSpec,
+        params: Option<&Spanned<toml::de::DeValue>>,
+    ) -> Result<SweepSpec, SpecError> {
+        if let Some(g) = raw.grid {
+            return Err(self.err(
+                "grid",
+                g.span(),
+                "the [grid] table is now called [params]",
+                "rename [grid] to [params]; see sweeps/README.md",
+            ));
+        }
+        if let Some(m) = raw.model {
+            return Err(self.err(
+                "model",
+                m.span(),
+                "the [model] table is gone; its `hidden` key is now in [params]",
+                "move `hidden = [...]` into [params]",
+            ));
+        }
+        if let Some(o) = &raw.train.optimizer {
+            return Err(self.err(
+                "train.optimizer",
+                o.span(),
+                "`optimizer` is now in [params], where it can also be swept",
+                "move `optimizer = ...` into [params]",
+            ));
+        }
         let name = SweepName::parse(raw.name.get_ref()).ok_or_else(|| {
             self.err(
                 "name",
@@ -157,23 +197,127 @@ impl Validator<'_> {
                 self.err("seed", s.span(), "must not be negative", "an integer >= 0")
             })?,
         };
-        let grid_span = raw.grid.span();
+        let space = ParamsReader { site: &self.site }.space(params)?;
+        let search = self.search(raw.search, &space, seed)?;
+        let data = self.data(raw.data)?;
+        let stopping = raw.stopping.map(|s| self.stopping(s)).transpose()?;
+        if let (Some(st), Some(task)) = (&stopping, data.task)
+            && !st.metric.applies_to(task)
+        {
+            return Err(self.site.error(
+                "stopping.metric",
+                None,
+                format!(
+                    "\"{}\" is not reported for {} data",
+                    st.metric.name(),
+                    task.name()
+                ),
+                metric_hint(task),
+            ));
+        }
         Ok(SweepSpec {
             name,
             seed,
             description: raw.description,
-            data: self.data(raw.data)?,
-            model: self.model(raw.model)?,
+            data,
+            search,
+            params: space,
             train: self.train(raw.train)?,
-            grid: self.grid(raw.grid.into_inner(), grid_span)?,
-            stopping: raw.stopping.map(|s| self.stopping(s)).transpose()?,
+            stopping,
         })
     }
 
+    fn search(
+        &self,
+        raw: Option<Spanned<RawSearch>>,
+        space: &Space,
+        sweep_seed: u64,
+    ) -> Result<SearchSpec, SpecError> {
+        let sampled = space.has_distributions();
+        let Some(raw) = raw else {
+            if sampled {
+                return Err(self.site.error(
+                    "search",
+                    None,
+                    "[params] has a distribution, which needs random search",
+                    "add [search] with strategy = \"random\" and trials = N, or give lists instead",
+                ));
+            }
+            return Ok(SearchSpec {
+                strategy: Strategy::Grid,
+                trials: 1,
+                seed: sweep_seed,
+            });
+        };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let strategy = match &raw.strategy {
+            None => Strategy::Grid,
+            Some(s) => self.choice("search.strategy", s)?,
+        };
+        let seed = match raw.seed {
+            None => sweep_seed,
+            Some(s) => u64::try_from(*s.get_ref()).map_err(|_| {
+                self.err(
+                    "search.seed",
+                    s.span(),
+                    "must not be negative",
+                    "an integer >= 0",
+                )
+            })?,
+        };
+        let trials = match (strategy, raw.trials) {
+            (Strategy::Grid, Some(t)) => {
+                return Err(self.err(
+                    "search.trials",
+                    t.span(),
+                    "only random search takes a number of trials; a grid runs every point",
+                    "strategy = \"random\", or remove `trials`",
+                ));
+            }
+            (Strategy::Grid, None) => 1,
+            (Strategy::Random, None) => {
+                return Err(self.err(
+                    "search.trials",
+                    span,
+                    "is missing; random search needs to know how many trials to draw",
+                    "trials = N, an integer >= 1 (per grid point when lists are mixed in)",
+                ));
+            }
+            (Strategy::Random, Some(t)) => positive(*t.get_ref()).ok_or_else(|| {
+                self.err(
+                    "search.trials",
+                    t.span(),
+                    format!("{} trials is not possible", t.get_ref()),
+                    "an integer >= 1",
+                )
+            })?,
+        };
+        match strategy {
+            Strategy::Grid if sampled => Err(self.site.error(
+                "search.strategy",
+                raw.strategy.as_ref().map(|s| s.span()),
+                "[params] has a distribution, which a grid cannot enumerate",
+                "strategy = \"random\" with trials = N, or give lists instead",
+            )),
+            Strategy::Random if !sampled => Err(self.site.error(
+                "search.strategy",
+                raw.strategy.as_ref().map(|s| s.span()),
+                "random search needs at least one distribution in [params]; every draw would be the same",
+                "e.g. learning_rate = { log_uniform = [1e-4, 1e-1] }, or strategy = \"grid\"",
+            )),
+            _ => Ok(SearchSpec {
+                strategy,
+                trials,
+                seed,
+            }),
+        }
+    }
+
     fn data(&self, raw: RawData) -> Result<DataSpec, SpecError> {
-        let dataset = match raw.dataset {
+        let dataset = match &raw.dataset {
             None => DatasetName::Digits,
-            Some(d) => self.choice("data.dataset", &d)?,
+            Some(d) => self.choice("data.dataset", d)?,
         };
         let validation_fraction = match raw.validation_fraction {
             None => 0.2,
@@ -189,38 +333,154 @@ impl Validator<'_> {
                 ));
             }
         };
+        let task = raw
+            .task
+            .as_ref()
+            .map(|t| self.choice::<Task>("data.task", t))
+            .transpose()?;
+        if dataset != DatasetName::Csv {
+            let csv_keys = [
+                ("path", raw.path.as_ref().map(|s| s.span())),
+                ("target", raw.target.as_ref().map(|s| s.span())),
+                ("features", raw.features.as_ref().map(|s| s.span())),
+                ("header", raw.header.as_ref().map(|s| s.span())),
+                ("delimiter", raw.delimiter.as_ref().map(|s| s.span())),
+                ("missing", raw.missing.as_ref().map(|s| s.span())),
+                ("categorical", raw.categorical.as_ref().map(|s| s.span())),
+            ];
+            if let Some((key, Some(span))) = csv_keys.iter().find(|(_, s)| s.is_some()) {
+                return Err(self.err(
+                    &format!("data.{key}"),
+                    span.clone(),
+                    format!(
+                        "only applies to dataset = \"csv\", not \"{}\"",
+                        dataset.name()
+                    ),
+                    "remove it, or set dataset = \"csv\"",
+                ));
+            }
+            let builtin = crate::data::builtin_task(dataset);
+            if let (Some(t), Some(asked)) = (&raw.task, task)
+                && asked != builtin
+                && !crate::data::builtin_allows(dataset, asked)
+            {
+                return Err(self.err(
+                    "data.task",
+                    t.span(),
+                    format!("{} is a {} dataset", dataset.name(), builtin.name()),
+                    format!("task = \"{}\", or leave it out", builtin.name()),
+                ));
+            }
+            return Ok(DataSpec {
+                dataset,
+                csv: None,
+                task: Some(task.unwrap_or(builtin)),
+                validation_fraction,
+            });
+        }
+        let required = |v: Option<Spanned<String>>, key: &str, example: &str| {
+            v.ok_or_else(|| {
+                self.site.error(
+                    &format!("data.{key}"),
+                    None,
+                    "is missing; dataset = \"csv\" needs it",
+                    example,
+                )
+            })
+        };
+        let path = required(
+            raw.path,
+            "path",
+            "path = \"data/penguins.csv\" (relative to the sweep file)",
+        )?;
+        if path.get_ref().trim().is_empty() {
+            return Err(self.err(
+                "data.path",
+                path.span(),
+                "is empty",
+                "a CSV file path relative to the sweep file",
+            ));
+        }
+        let target = required(
+            raw.target,
+            "target",
+            "target = \"species\", the column to predict",
+        )?;
+        let delimiter = match raw.delimiter {
+            None => ',',
+            Some(d) => {
+                let mut chars = d.get_ref().chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => c,
+                    _ => {
+                        return Err(self.err(
+                            "data.delimiter",
+                            d.span(),
+                            format!("{:?} is not one ASCII character", d.get_ref()),
+                            "e.g. \",\", \";\" or \"\\t\"",
+                        ));
+                    }
+                }
+            }
+        };
+        let features = match raw.features {
+            None => None,
+            Some(f) => {
+                let list = f.get_ref().clone();
+                if list.is_empty() {
+                    return Err(self.err(
+                        "data.features",
+                        f.span(),
+                        "is an empty list",
+                        "column names, or leave it out to use every other column",
+                    ));
+                }
+                if list.contains(target.get_ref()) {
+                    return Err(self.err(
+                        "data.features",
+                        f.span(),
+                        format!("includes the target column {:?}", target.get_ref()),
+                        "feature columns other than the target",
+                    ));
+                }
+                for (i, name) in list.iter().enumerate() {
+                    if list[..i].contains(name) {
+                        return Err(self.err(
+                            "data.features",
+                            f.span(),
+                            format!("{name:?} is listed twice"),
+                            "each column once",
+                        ));
+                    }
+                }
+                Some(list)
+            }
+        };
+        let csv = CsvSpec {
+            resolved: self.folder.join(path.get_ref()),
+            path: path.into_inner(),
+            target: target.into_inner(),
+            features,
+            header: raw.header.is_none_or(|h| *h.get_ref()),
+            delimiter,
+            missing: match &raw.missing {
+                None => MissingPolicy::Drop,
+                Some(m) => self.choice("data.missing", m)?,
+            },
+            categorical: match &raw.categorical {
+                None => CategoricalPolicy::OneHot,
+                Some(c) => self.choice("data.categorical", c)?,
+            },
+        };
         Ok(DataSpec {
             dataset,
+            csv: Some(csv),
+            task,
             validation_fraction,
         })
     }
 
-    fn model(&self, raw: RawModel) -> Result<ModelSpec, SpecError> {
-        let Some(hidden) = raw.hidden else {
-            return Ok(ModelSpec { hidden: vec![128] });
-        };
-        let widths = hidden
-            .into_inner()
-            .into_iter()
-            .map(|w| {
-                positive(*w.get_ref()).ok_or_else(|| {
-                    self.err(
-                        "model.hidden",
-                        w.span(),
-                        format!("layer width {} is not positive", w.get_ref()),
-                        "a list of integers >= 1, e.g. [128] or [64, 64]",
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(ModelSpec { hidden: widths })
-    }
-
     fn train(&self, raw: RawTrain) -> Result<TrainSpec, SpecError> {
-        let optimizer = match raw.optimizer {
-            None => Optimizer::Adam,
-            Some(o) => self.choice("train.optimizer", &o)?,
-        };
         let max_parallel = match raw.max_parallel {
             None => std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -234,10 +494,7 @@ impl Validator<'_> {
                 )
             })?,
         };
-        Ok(TrainSpec {
-            optimizer,
-            max_parallel,
-        })
+        Ok(TrainSpec { max_parallel })
     }
 
     fn stopping(&self, raw: RawStopping) -> Result<StoppingSpec, SpecError> {
@@ -275,112 +532,13 @@ impl Validator<'_> {
         })
     }
 
-    fn grid(&self, raw: RawGrid, span: Range<usize>) -> Result<GridSpec, SpecError> {
-        let required = |v: Option<Spanned<toml::Value>>, key: &str, example: &str| {
-            v.ok_or_else(|| self.err(&format!("grid.{key}"), span.clone(), "is missing", example))
-        };
-        let lr = required(
-            raw.learning_rate,
-            "learning_rate",
-            "a number > 0 or a list, e.g. [1e-3, 1e-2]",
-        )?;
-        let learning_rate = self.list(
-            "grid.learning_rate",
-            &lr,
-            "finite numbers > 0, e.g. 1e-3 or [1e-3, 3e-3]",
-            |v| {
-                let x = v.as_float().or_else(|| v.as_integer().map(|i| i as f64))?;
-                (x.is_finite() && x > 0.0).then_some(x)
-            },
-        )?;
-        let bs = required(
-            raw.batch_size,
-            "batch_size",
-            "an integer >= 1 or a list, e.g. [32, 128]",
-        )?;
-        let batch_size = self.list(
-            "grid.batch_size",
-            &bs,
-            "integers >= 1, e.g. 64 or [32, 128]",
-            |v| positive(v.as_integer()?),
-        )?;
-        let ep = required(raw.epochs, "epochs", "an integer >= 1 or a list, e.g. 30")?;
-        let epochs = self.list(
-            "grid.epochs",
-            &ep,
-            "integers >= 1, e.g. 30 or [10, 30]",
-            |v| positive(v.as_integer()?),
-        )?;
-        let activation = match raw.activation {
-            None => vec![Activation::Relu],
-            Some(a) => {
-                let accepted = Activation::accepted();
-                self.list("grid.activation", &a, &accepted, |v| {
-                    Activation::parse(v.as_str()?)
-                })?
-            }
-        };
-        Ok(GridSpec {
-            learning_rate,
-            batch_size,
-            epochs,
-            activation,
-        })
-    }
-
-    /// One value or a non-empty list without repeats, each converted by `convert`.
-    fn list<T: PartialEq>(
-        &self,
-        key: &str,
-        value: &Spanned<toml::Value>,
-        accepted: &str,
-        convert: impl Fn(&toml::Value) -> Option<T>,
-    ) -> Result<Vec<T>, SpecError> {
-        let items: Vec<&toml::Value> = match value.get_ref() {
-            toml::Value::Array(items) => items.iter().collect(),
-            single => vec![single],
-        };
-        if items.is_empty() {
-            return Err(self.err(
-                key,
-                value.span(),
-                "is an empty list, so the sweep would have no trials",
-                accepted,
-            ));
-        }
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let v = convert(item).ok_or_else(|| {
-                self.err(
-                    key,
-                    value.span(),
-                    format!("{} is not accepted", show(item)),
-                    accepted,
-                )
-            })?;
-            if out.contains(&v) {
-                return Err(self.err(
-                    key,
-                    value.span(),
-                    format!(
-                        "{} is listed twice, which would run the same trial twice",
-                        show(item)
-                    ),
-                    "each value once",
-                ));
-            }
-            out.push(v);
-        }
-        Ok(out)
-    }
-
     fn choice<T: Choice>(&self, key: &str, word: &Spanned<String>) -> Result<T, SpecError> {
         T::parse(word.get_ref()).ok_or_else(|| {
             self.err(
                 key,
                 word.span(),
                 format!("{:?} is not known", word.get_ref()),
-                &T::accepted(),
+                T::accepted(),
             )
         })
     }
@@ -390,9 +548,11 @@ fn positive(i: i64) -> Option<usize> {
     usize::try_from(i).ok().filter(|&n| n >= 1)
 }
 
-fn show(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
-    }
+fn metric_hint(task: Task) -> String {
+    let names: Vec<String> = Metric::ALL
+        .iter()
+        .filter(|(_, m)| m.applies_to(task))
+        .map(|(w, _)| format!("\"{w}\""))
+        .collect();
+    names.join(", ")
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::space::Space;
+
 /// A word from a fixed set, as written in a sweep file (`"relu"`, `"adam"`, ...).
 pub trait Choice: Sized + Copy + 'static {
     const ALL: &'static [(&'static str, Self)];
@@ -64,12 +66,80 @@ impl Choice for Optimizer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    Constant,
+    Step,
+    Cosine,
+}
+
+impl Choice for LrSchedule {
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("constant", Self::Constant),
+        ("step", Self::Step),
+        ("cosine", Self::Cosine),
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DatasetName {
     Digits,
+    Iris,
+    Wine,
+    BreastCancer,
+    Diabetes,
+    Csv,
 }
 
 impl Choice for DatasetName {
-    const ALL: &'static [(&'static str, Self)] = &[("digits", Self::Digits)];
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("digits", Self::Digits),
+        ("iris", Self::Iris),
+        ("wine", Self::Wine),
+        ("breast_cancer", Self::BreastCancer),
+        ("diabetes", Self::Diabetes),
+        ("csv", Self::Csv),
+    ];
+}
+
+/// What the model predicts: a class (cross-entropy, accuracy) or a number (MSE, RMSE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Classification,
+    Regression,
+}
+
+impl Choice for Task {
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("classification", Self::Classification),
+        ("regression", Self::Regression),
+    ];
+}
+
+/// What to do with a CSV row that has an empty or `NA` cell in a used column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    Drop,
+    Fail,
+}
+
+impl Choice for MissingPolicy {
+    const ALL: &'static [(&'static str, Self)] = &[("drop", Self::Drop), ("fail", Self::Fail)];
+}
+
+/// What to do with a feature column that holds text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoricalPolicy {
+    OneHot,
+    Refuse,
+}
+
+impl Choice for CategoricalPolicy {
+    const ALL: &'static [(&'static str, Self)] =
+        &[("one_hot", Self::OneHot), ("refuse", Self::Refuse)];
 }
 
 /// A metric that every trainer reports each epoch.
@@ -79,6 +149,7 @@ pub enum Metric {
     TrainLoss,
     ValLoss,
     ValAccuracy,
+    ValRmse,
 }
 
 impl Choice for Metric {
@@ -86,6 +157,7 @@ impl Choice for Metric {
         ("val_loss", Self::ValLoss),
         ("val_accuracy", Self::ValAccuracy),
         ("train_loss", Self::TrainLoss),
+        ("val_rmse", Self::ValRmse),
     ];
 }
 
@@ -93,6 +165,15 @@ impl Metric {
     /// Whether a smaller value is better.
     pub fn minimize(self) -> bool {
         !matches!(self, Self::ValAccuracy)
+    }
+
+    /// Whether trainers report this metric for `task`.
+    pub fn applies_to(self, task: Task) -> bool {
+        match self {
+            Self::ValAccuracy => task == Task::Classification,
+            Self::ValRmse => task == Task::Regression,
+            Self::TrainLoss | Self::ValLoss => true,
+        }
     }
 }
 
@@ -127,33 +208,59 @@ impl std::fmt::Display for SweepName {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DataSpec {
-    pub dataset: DatasetName,
-    pub validation_fraction: f64,
+/// A CSV file as the data (`dataset = "csv"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CsvSpec {
+    /// As written in the sweep file, relative to it; stored so the spec does not depend on
+    /// where the project is checked out.
+    pub path: String,
+    /// `path` resolved against the sweep file's folder; where the file is read from.
+    #[serde(skip)]
+    pub resolved: std::path::PathBuf,
+    pub target: String,
+    /// Feature columns; `None` means every other column.
+    pub features: Option<Vec<String>>,
+    pub header: bool,
+    pub delimiter: char,
+    pub missing: MissingPolicy,
+    pub categorical: CategoricalPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ModelSpec {
-    pub hidden: Vec<usize>,
+pub struct DataSpec {
+    pub dataset: DatasetName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<CsvSpec>,
+    /// `None` until the data are read, when the sweep file leaves it to be inferred.
+    pub task: Option<Task>,
+    pub validation_fraction: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Grid,
+    Random,
+}
+
+impl Choice for Strategy {
+    const ALL: &'static [(&'static str, Self)] = &[("grid", Self::Grid), ("random", Self::Random)];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchSpec {
+    pub strategy: Strategy,
+    /// Random samples per grid point (1 for a plain grid).
+    pub trials: usize,
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainSpec {
-    pub optimizer: Optimizer,
     /// How many trials run at once. A property of the machine, not of the experiment, so it
     /// is left out of the stored spec and its hash: resuming on another machine is allowed.
     #[serde(skip)]
     pub max_parallel: usize,
-}
-
-/// The lists whose Cartesian product is the sweep; each list is non-empty and has no repeats.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GridSpec {
-    pub learning_rate: Vec<f64>,
-    pub batch_size: Vec<usize>,
-    pub epochs: Vec<usize>,
-    pub activation: Vec<Activation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -172,9 +279,10 @@ pub struct SweepSpec {
     #[serde(skip)]
     pub description: Option<String>,
     pub data: DataSpec,
-    pub model: ModelSpec,
+    pub search: SearchSpec,
+    pub params: Space,
+    #[serde(skip)]
     pub train: TrainSpec,
-    pub grid: GridSpec,
     pub stopping: Option<StoppingSpec>,
 }
 

@@ -111,7 +111,8 @@ mod tests {
                 epoch: i + 1,
                 train_loss: v,
                 val_loss: v,
-                val_accuracy: v,
+                val_accuracy: Some(v),
+                val_rmse: None,
                 seconds: 0.0,
             })
             .collect()

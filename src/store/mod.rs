@@ -21,6 +21,11 @@ pub enum StoreError {
         stored: String,
         new: String,
     },
+    #[error(
+        "sweep `{name}` was trained on other data than this run reads ({what}); \
+         the data file changed since the sweep started. Restore it, give the sweep a new `name`, or rerun with --replace to start again"
+    )]
+    DataChanged { name: String, what: String },
     #[error("no sweep named `{0}` in the database (see `lcurve ls`)")]
     NoSuchSweep(String),
     #[error("a stored value is invalid: {0}")]
@@ -167,8 +172,15 @@ pub struct DecisionRow {
 pub trait Store {
     /// Creates the sweep, or returns the stored one when its spec hash is the same.
     /// A different spec under the same name is refused unless `replace` is set, which
-    /// deletes the stored sweep and everything recorded for it.
-    async fn create_sweep(&self, spec: &SweepSpec, replace: bool) -> Result<i64, StoreError>;
+    /// deletes the stored sweep and everything recorded for it. `data` is the JSON record of
+    /// the data trained on ([`crate::data::DataRecord`]); a stored sweep whose record differs
+    /// is refused the same way.
+    async fn create_sweep(
+        &self,
+        spec: &SweepSpec,
+        data: Option<&str>,
+        replace: bool,
+    ) -> Result<i64, StoreError>;
     /// Adds trials that are not there yet (by config hash); returns how many were added.
     async fn add_trials(&self, sweep_id: i64, trials: &[PlannedTrial])
     -> Result<usize, StoreError>;

@@ -109,17 +109,40 @@ fn config_of(json: &str) -> Result<TrialConfig, StoreError> {
 }
 
 impl Store for SqliteStore {
-    async fn create_sweep(&self, spec: &SweepSpec, replace: bool) -> Result<i64, StoreError> {
+    async fn create_sweep(
+        &self,
+        spec: &SweepSpec,
+        data: Option<&str>,
+        replace: bool,
+    ) -> Result<i64, StoreError> {
         let (json, hash) = (spec.to_json(), spec.hash());
         let mut tx = self.begin_immediate().await?;
-        let existing: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, spec_hash FROM sweeps WHERE name = ?")
+        let existing: Option<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, spec_hash, data FROM sweeps WHERE name = ?")
                 .bind(spec.name.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
-        if let Some((id, stored)) = existing {
-            if stored == hash {
+        if let Some((id, stored, stored_data)) = existing {
+            let data_differs = match (&stored_data, data) {
+                (Some(old), Some(new)) => old != new,
+                _ => false,
+            };
+            if stored == hash && !data_differs {
+                if stored_data.is_none() && data.is_some() {
+                    sqlx::query("UPDATE sweeps SET data = ? WHERE id = ?")
+                        .bind(data)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
                 return Ok(id);
+            }
+            if stored == hash && !replace {
+                return Err(StoreError::DataChanged {
+                    name: spec.name.to_string(),
+                    what: data_difference(stored_data.as_deref(), data),
+                });
             }
             if !replace {
                 return Err(StoreError::SpecChanged {
@@ -134,13 +157,14 @@ impl Store for SqliteStore {
                 .await?;
         }
         let id = sqlx::query(
-            "INSERT INTO sweeps (name, description, spec, spec_hash, lcurve_version) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sweeps (name, description, spec, spec_hash, lcurve_version, data) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(spec.name.as_str())
         .bind(spec.description.as_deref())
         .bind(json)
         .bind(hash)
         .bind(env!("CARGO_PKG_VERSION"))
+        .bind(data)
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();
@@ -450,4 +474,27 @@ fn sweep_row(row: &sqlx::sqlite::SqliteRow) -> SweepRow {
         created_at: row.get("created_at"),
         finished_at: row.get("finished_at"),
     }
+}
+
+/// What differs between two stored data records, for the error message.
+fn data_difference(old: Option<&str>, new: Option<&str>) -> String {
+    let field = |json: Option<&str>, key: &str| {
+        json.and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|v| v.get(key).cloned())
+            .map_or_else(|| "?".to_string(), |v| v.to_string())
+    };
+    for key in [
+        "sha256",
+        "rows_read",
+        "rows_dropped",
+        "features",
+        "valid_index",
+    ] {
+        let (a, b) = (field(old, key), field(new, key));
+        if a != b {
+            let short = |s: String| s.chars().take(20).collect::<String>();
+            return format!("{key}: stored {}, now {}", short(a), short(b));
+        }
+    }
+    "the data record".to_string()
 }

@@ -1,29 +1,40 @@
-//! The real trainer: an MLP with cross-entropy loss, Adam or SGD, on burn's `flex` CPU backend.
+//! The real trainer: an MLP on burn's `flex` CPU backend, cross-entropy for classification or
+//! MSE for regression, Adam or SGD, with weight decay, dropout and a learning-rate schedule.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::model::MlpConfig;
+use super::model::{Dropout, Mlp, MlpConfig};
 use super::{Control, EpochReport, EpochSink, TrainError, Trainer};
-use crate::data::{Split, Table};
+use crate::data::{Split, Table, Target};
 use crate::spec::{Optimizer, TrialConfig};
 
 /// burn seeds one generator per backend, not per thread: parameter initialisation holds this
 /// lock from seeding to the last initialised weight, so concurrent trials stay reproducible.
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
+/// What the model is trained to output, as a tensor per split.
+#[derive(Clone)]
+enum Labels {
+    Classes(Tensor<1, Int>),
+    /// Standardized regression targets, `[rows, 1]`.
+    Values(Tensor<2>),
+}
+
 /// One split of the data as tensors on the CPU device.
 struct Tensors {
     x: Tensor<2>,
-    y: Tensor<1, Int>,
+    y: Labels,
     rows: usize,
 }
 
@@ -31,10 +42,19 @@ impl Tensors {
     fn new(table: &Table, device: &Device) -> Self {
         let rows = table.rows();
         let x = TensorData::new(table.features.clone(), [rows, table.n_features]);
-        let labels: Vec<i64> = table.labels.iter().map(|&l| l as i64).collect();
+        let y = match &table.target {
+            Target::Classes(labels) => {
+                let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+                Labels::Classes(Tensor::from_data(TensorData::new(labels, [rows]), device))
+            }
+            Target::Values(v) => Labels::Values(Tensor::from_data(
+                TensorData::new(v.clone(), [rows, 1]),
+                device,
+            )),
+        };
         Self {
             x: Tensor::from_data(x, device),
-            y: Tensor::from_data(TensorData::new(labels, [rows]), device),
+            y,
             rows,
         }
     }
@@ -46,8 +66,11 @@ impl Tensors {
 pub struct BurnTrainer {
     device: Device,
     data: Arc<(Tensors, Tensors)>,
+    split: Arc<Split>,
     n_features: usize,
-    n_classes: usize,
+    n_outputs: usize,
+    /// The regression target's standard deviation, to report RMSE in its own units.
+    target_std: Option<f64>,
 }
 
 impl BurnTrainer {
@@ -58,14 +81,20 @@ impl BurnTrainer {
 
     /// Trains on `device` (a plain device; autodiff is added for training).
     pub fn with_device(split: &Split, device: Device) -> Self {
+        let n_outputs = match split.train.target {
+            Target::Classes(_) => split.train.n_classes(),
+            Target::Values(_) => 1,
+        };
         Self {
             device: device.clone(),
             data: Arc::new((
                 Tensors::new(&split.train, &device),
                 Tensors::new(&split.valid, &device),
             )),
+            split: Arc::new(split.clone()),
             n_features: split.train.n_features,
-            n_classes: split.train.n_classes,
+            n_outputs,
+            target_std: split.record.target_std,
         }
     }
 }
@@ -82,7 +111,22 @@ impl Trainer for BurnTrainer {
     }
 }
 
+/// Adam or SGD as the trial's config says.
+enum Optim<O1, O2> {
+    Adam(O1),
+    Sgd(O2),
+}
+
 impl BurnTrainer {
+    fn loss(&self, output: Tensor<2>, y: &Labels, ce: &CrossEntropyLoss) -> Tensor<1> {
+        match y {
+            Labels::Classes(labels) => ce.forward(output, labels.clone()),
+            Labels::Values(values) => MseLoss::new()
+                .forward(output, values.clone(), Reduction::Mean)
+                .reshape([1]),
+        }
+    }
+
     fn train_on_this_thread(
         &self,
         config: &TrialConfig,
@@ -92,10 +136,10 @@ impl BurnTrainer {
         let mlp = MlpConfig::new(
             self.n_features,
             config.hidden.clone(),
-            self.n_classes,
-            MlpConfig::activation_for(config.activation),
+            self.n_outputs,
+            MlpConfig::activation_for(config.activation, config.negative_slope),
         );
-        let mut model = {
+        let mut model: Mlp = {
             let _guard = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             device.seed(config.seed);
             let model = mlp.init(&device);
@@ -105,17 +149,34 @@ impl BurnTrainer {
                 .into_data();
             model
         };
+        let decay =
+            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
         let mut optim = match config.optimizer {
-            Optimizer::Adam => AdamConfig::new().init(),
-            Optimizer::Sgd => SgdConfig::new().init(),
+            Optimizer::Adam => Optim::Adam(
+                AdamConfig::new()
+                    .with_beta_1(config.beta1.unwrap_or(0.9) as f32)
+                    .with_beta_2(config.beta2.unwrap_or(0.999) as f32)
+                    .with_weight_decay(decay)
+                    .init(),
+            ),
+            Optimizer::Sgd => Optim::Sgd(
+                SgdConfig::new()
+                    .with_weight_decay(decay)
+                    .with_momentum(config.momentum.filter(|&m| m > 0.0).map(|m| {
+                        // Dampening 0, as in PyTorch (burn's default is 0.1).
+                        MomentumConfig::new().with_momentum(m).with_dampening(0.0)
+                    }))
+                    .init(),
+            ),
         };
-        let loss_fn: CrossEntropyLoss = CrossEntropyLossConfig::new().init(&device);
+        let ce: CrossEntropyLoss = CrossEntropyLossConfig::new().init(&device);
         let (train, valid) = (&self.data.0, &self.data.1);
-        let mut order: Vec<usize> = (0..train.rows).collect();
+        let mut order = self.split.train_subset(config.train_fraction);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
 
         for epoch in 1..=config.epochs {
             let started = Instant::now();
+            let lr = config.learning_rate_at(epoch);
             order.shuffle(&mut rng);
             let mut batch_losses = Vec::with_capacity(order.len().div_ceil(config.batch_size));
             for chunk in order.chunks(config.batch_size) {
@@ -125,33 +186,50 @@ impl BurnTrainer {
                     &train.x.device(),
                 );
                 let x = train.x.clone().select(0, idx.clone());
-                let y = train.y.clone().select(0, idx);
-                let loss = loss_fn.forward(model.forward(x), y);
+                let y = match &train.y {
+                    Labels::Classes(l) => Labels::Classes(l.clone().select(0, idx)),
+                    Labels::Values(v) => Labels::Values(v.clone().select(0, idx)),
+                };
+                let mut dropout = Dropout {
+                    prob: config.dropout,
+                    rng: &mut rng,
+                };
+                let output = model.forward_train(x, Some(&mut dropout));
+                let loss = self.loss(output, &y, &ce);
                 batch_losses.push(loss.clone().inner());
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(config.learning_rate, model, grads);
+                model = match &mut optim {
+                    Optim::Adam(o) => o.step(lr, model, grads),
+                    Optim::Sgd(o) => o.step(lr, model, grads),
+                };
             }
             let train_loss = f64::from(Tensor::cat(batch_losses, 0).mean().into_scalar::<f32>());
 
             let eval = model.valid();
-            let logits = eval.forward(valid.x.clone());
+            let output = eval.forward(valid.x.clone());
             let val_loss = f64::from(
-                loss_fn
-                    .forward(logits.clone(), valid.y.clone())
+                self.loss(output.clone(), &valid.y, &ce)
                     .into_scalar::<f32>(),
             );
-            let correct = logits
-                .argmax(1)
-                .reshape([valid.rows])
-                .equal(valid.y.clone())
-                .int()
-                .sum()
-                .into_scalar::<i64>();
+            let (val_accuracy, val_rmse) = match &valid.y {
+                Labels::Classes(labels) => {
+                    let correct = output
+                        .argmax(1)
+                        .reshape([valid.rows])
+                        .equal(labels.clone())
+                        .int()
+                        .sum()
+                        .into_scalar::<i64>();
+                    (Some(correct as f64 / valid.rows.max(1) as f64), None)
+                }
+                Labels::Values(_) => (None, Some(val_loss.sqrt() * self.target_std.unwrap_or(1.0))),
+            };
             let report = EpochReport {
                 epoch,
                 train_loss,
                 val_loss,
-                val_accuracy: correct as f64 / valid.rows.max(1) as f64,
+                val_accuracy,
+                val_rmse,
                 seconds: started.elapsed().as_secs_f64(),
             };
             if on_epoch(report) == Control::Stop {

@@ -20,28 +20,36 @@ pub struct EpochReport {
     /// Mean training loss over the epoch's batches.
     pub train_loss: f64,
     pub val_loss: f64,
-    pub val_accuracy: f64,
+    /// Classification only: the share of validation rows predicted right.
+    pub val_accuracy: Option<f64>,
+    /// Regression only: root mean squared error on validation, in the target's units.
+    pub val_rmse: Option<f64>,
     /// Wall time of the epoch (training and validation), in seconds.
     pub seconds: f64,
 }
 
 impl EpochReport {
+    /// The metric's value; NaN when this trainer does not report it for the task.
     pub fn get(&self, metric: Metric) -> f64 {
         match metric {
             Metric::TrainLoss => self.train_loss,
             Metric::ValLoss => self.val_loss,
-            Metric::ValAccuracy => self.val_accuracy,
+            Metric::ValAccuracy => self.val_accuracy.unwrap_or(f64::NAN),
+            Metric::ValRmse => self.val_rmse.unwrap_or(f64::NAN),
         }
     }
 
     /// Every stored series, as `(name, value)`; the names are those in the `metrics` table.
-    pub fn series(&self) -> [(&'static str, f64); 4] {
-        [
-            ("train_loss", self.train_loss),
-            ("val_loss", self.val_loss),
-            ("val_accuracy", self.val_accuracy),
-            ("epoch_seconds", self.seconds),
-        ]
+    pub fn series(&self) -> Vec<(&'static str, f64)> {
+        let mut out = vec![("train_loss", self.train_loss), ("val_loss", self.val_loss)];
+        if let Some(a) = self.val_accuracy {
+            out.push(("val_accuracy", a));
+        }
+        if let Some(r) = self.val_rmse {
+            out.push(("val_rmse", r));
+        }
+        out.push(("epoch_seconds", self.seconds));
+        out
     }
 }
 

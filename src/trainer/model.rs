@@ -1,10 +1,13 @@
-//! The multi-layer perceptron that burn trains: linear layers with one activation between them.
+//! The multi-layer perceptron that burn trains: linear layers with one activation between
+//! them, and optional dropout after each hidden layer.
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::activation::{Activation as ActivationModule, ActivationConfig, LeakyReluConfig};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::spec::Activation;
 
@@ -12,16 +15,19 @@ use crate::spec::Activation;
 pub struct MlpConfig {
     pub n_features: usize,
     pub hidden: Vec<usize>,
-    pub n_classes: usize,
+    /// Classes for classification, 1 for regression.
+    pub n_outputs: usize,
     pub activation: ActivationConfig,
 }
 
 impl MlpConfig {
     /// The burn activation config for one of lcurve's activation names.
-    pub fn activation_for(activation: Activation) -> ActivationConfig {
+    pub fn activation_for(activation: Activation, negative_slope: Option<f64>) -> ActivationConfig {
         match activation {
             Activation::Relu => ActivationConfig::Relu,
-            Activation::LeakyRelu => ActivationConfig::LeakyRelu(LeakyReluConfig::new()),
+            Activation::LeakyRelu => ActivationConfig::LeakyRelu(
+                LeakyReluConfig::new().with_negative_slope(negative_slope.unwrap_or(0.01)),
+            ),
             Activation::Gelu => ActivationConfig::Gelu,
             Activation::Sigmoid => ActivationConfig::Sigmoid,
             Activation::Tanh => ActivationConfig::Tanh,
@@ -39,7 +45,7 @@ impl MlpConfig {
         Mlp {
             hidden,
             activation: self.activation.init(device),
-            output: LinearConfig::new(last, self.n_classes).init(device),
+            output: LinearConfig::new(last, self.n_outputs).init(device),
         }
     }
 }
@@ -51,14 +57,48 @@ pub struct Mlp {
     output: Linear,
 }
 
+/// Dropout driven by the trial's own generator, so concurrent trials stay reproducible
+/// (burn's dropout draws from one generator shared by every thread).
+pub struct Dropout<'a> {
+    pub prob: f64,
+    pub rng: &'a mut ChaCha8Rng,
+}
+
+impl Dropout<'_> {
+    fn apply(&mut self, x: Tensor<2>) -> Tensor<2> {
+        let [rows, cols] = x.dims();
+        let keep = 1.0 - self.prob;
+        let scale = (1.0 / keep) as f32;
+        let mask: Vec<f32> = (0..rows * cols)
+            .map(|_| {
+                if self.rng.random_bool(keep) {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_data(TensorData::new(mask, [rows, cols]), &x.device());
+        x * mask
+    }
+}
+
 impl Mlp {
-    /// Logits for a batch.
+    /// Outputs for a batch (logits, or predictions for regression), without dropout.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        // x: [batch, n_features] -> ... -> [batch, hidden[i]] -> [batch, n_classes]
-        let x = self
-            .hidden
-            .iter()
-            .fold(x, |x, layer| self.activation.forward(layer.forward(x)));
+        self.forward_train(x, None)
+    }
+
+    /// Outputs for a training batch, with dropout after each hidden layer when given.
+    pub fn forward_train(&self, x: Tensor<2>, mut dropout: Option<&mut Dropout>) -> Tensor<2> {
+        // x: [batch, n_features] -> ... -> [batch, hidden[i]] -> [batch, n_outputs]
+        let x = self.hidden.iter().fold(x, |x, layer| {
+            let h = self.activation.forward(layer.forward(x));
+            match dropout.as_deref_mut() {
+                Some(d) if d.prob > 0.0 => d.apply(h),
+                _ => h,
+            }
+        });
         self.output.forward(x)
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Control, EpochReport, EpochSink, TrainError, Trainer};
-use crate::spec::TrialConfig;
+use crate::spec::{Task, TrialConfig};
 
 /// Curves `loss(e) = floor + (start - floor) * exp(-rate * e) + noise`, where the rate grows
 /// with the learning rate; validation loss turns upwards after `overfit_after` epochs.
@@ -62,11 +62,14 @@ impl Trainer for SyntheticTrainer {
                     val_loss * 0.9
                 },
                 val_loss,
-                val_accuracy: if val_loss.is_nan() {
-                    0.1
-                } else {
-                    (1.0 - val_loss / 3.0).clamp(0.0, 1.0)
-                },
+                val_accuracy: (config.task == Task::Classification).then(|| {
+                    if val_loss.is_nan() {
+                        0.1
+                    } else {
+                        (1.0 - val_loss / 3.0).clamp(0.0, 1.0)
+                    }
+                }),
+                val_rmse: (config.task == Task::Regression).then(|| val_loss.sqrt()),
                 seconds: 1e-4,
             };
             if on_epoch(report) == Control::Stop {

@@ -9,11 +9,10 @@ use crate::support::TempDb;
 const TINY: &str = r#"
 name = "tiny"
 seed = 3
-[model]
-hidden = [16]
 [train]
 max_parallel = 2
-[grid]
+[params]
+hidden = [16]
 learning_rate = 0.01
 batch_size = 128
 epochs = 2
@@ -165,7 +164,7 @@ fn bad_input_exits_non_zero_and_writes_nothing() {
     assert!(!out.status.success());
     let msg = text(&out);
     assert!(
-        msg.contains("bad.toml:10: `grid.batch_size`: 0 is not accepted"),
+        msg.contains("bad.toml:9: `params.batch_size`: 0 is out of range"),
         "{msg}"
     );
     assert_eq!(
@@ -184,15 +183,15 @@ fn bad_input_exits_non_zero_and_writes_nothing() {
         ),
         (
             tiny.replace("learning_rate = 0.01", "learning_rate = -1.0"),
-            "bad.toml:8: `grid.learning_rate`: -1.0 is not accepted",
+            "bad.toml:7: `params.learning_rate`: -1.0 is out of range",
         ),
         (
             tiny.replace("\"tanh\"]", "\"swish\"]"),
-            "bad.toml:11: `grid.activation`: \"swish\" is not accepted",
+            "bad.toml:10: `params.activation`: \"swish\" is not known",
         ),
         (
             format!("{tiny}[data]\ndataset = \"mnist\"\n"),
-            "bad.toml:13: `data.dataset`: \"mnist\" is not known",
+            "bad.toml:12: `data.dataset`: \"mnist\" is not known",
         ),
     ];
     for (toml, expected) in cases {

@@ -69,6 +69,7 @@ async fn never_more_than_max_parallel_at_once() {
     let r = run_sweep(
         &store,
         &s,
+        None,
         || Ok(trainer),
         &opts(&db),
         &mut Quiet,
@@ -99,6 +100,7 @@ async fn patience_stops_are_decided_stored_and_explained() {
     let r = run_sweep(
         &store,
         &s,
+        None,
         || Ok(trainer),
         &opts(&db),
         &mut Quiet,
@@ -158,6 +160,7 @@ async fn diverged_and_failed_trials_end_and_the_sweep_goes_on() {
     let r = run_sweep(
         &store,
         &s,
+        None,
         || Ok(trainer),
         &opts(&db),
         &mut Quiet,
@@ -198,14 +201,15 @@ async fn rerun_after_a_crash_resumes_without_mixing_attempts() {
     let store = db.open().await;
     let s = spec(SMALL);
     // A first process claimed trial 0, recorded two epochs of a different curve, and died.
-    let id = store.create_sweep(&s, false).await.unwrap();
-    store.add_trials(id, &expand(&s)).await.unwrap();
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
     let t = store.claim_next(id).await.unwrap().unwrap();
     let junk = EpochReport {
         epoch: 1,
         train_loss: 9.0,
         val_loss: 9.0,
-        val_accuracy: 0.0,
+        val_accuracy: Some(0.0),
+        val_rmse: None,
         seconds: 0.0,
     };
     store
@@ -226,6 +230,7 @@ async fn rerun_after_a_crash_resumes_without_mixing_attempts() {
     let r = run_sweep(
         &store,
         &s,
+        None,
         || Ok(trainer.clone()),
         &opts(&db),
         &mut Quiet,
@@ -252,6 +257,7 @@ async fn rerun_after_a_crash_resumes_without_mixing_attempts() {
     let r = run_sweep(
         &store,
         &s,
+        None,
         || Ok(trainer.clone()),
         &opts(&db),
         &mut Quiet,
@@ -276,6 +282,7 @@ async fn cancellation_keeps_finished_epochs_and_requeues_running_trials() {
     let r = run_sweep(
         &store,
         &s,
+        None,
         || Ok(slow.clone()),
         &opts(&db),
         &mut Quiet,
@@ -293,6 +300,7 @@ async fn cancellation_keeps_finished_epochs_and_requeues_running_trials() {
     let r = run_sweep(
         &store,
         &s,
+        None,
         || Ok(fast),
         &opts(&db),
         &mut Quiet,

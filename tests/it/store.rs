@@ -13,7 +13,8 @@ fn report(epoch: usize, val_loss: f64) -> EpochReport {
         epoch,
         train_loss: val_loss,
         val_loss,
-        val_accuracy: 0.5,
+        val_accuracy: Some(0.5),
+        val_rmse: None,
         seconds: 0.01,
     }
 }
@@ -23,8 +24,8 @@ async fn adding_trials_twice_adds_nothing_and_ids_stay() {
     let db = TempDb::new();
     let store = db.open().await;
     let s = spec(SMALL);
-    let id = store.create_sweep(&s, false).await.unwrap();
-    assert_eq!(store.add_trials(id, &expand(&s)).await.unwrap(), 4);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    assert_eq!(store.add_trials(id, &expand(&s).unwrap()).await.unwrap(), 4);
     let first: Vec<i64> = store
         .trials(id)
         .await
@@ -33,11 +34,11 @@ async fn adding_trials_twice_adds_nothing_and_ids_stay() {
         .map(|t| t.id)
         .collect();
     assert_eq!(
-        store.create_sweep(&s, false).await.unwrap(),
+        store.create_sweep(&s, None, false).await.unwrap(),
         id,
         "same spec resumes"
     );
-    assert_eq!(store.add_trials(id, &expand(&s)).await.unwrap(), 0);
+    assert_eq!(store.add_trials(id, &expand(&s).unwrap()).await.unwrap(), 0);
     let again: Vec<i64> = store
         .trials(id)
         .await
@@ -53,14 +54,14 @@ async fn changed_spec_is_refused_unless_replaced() {
     let db = TempDb::new();
     let store = db.open().await;
     let s = spec(SMALL);
-    let id = store.create_sweep(&s, false).await.unwrap();
-    store.add_trials(id, &expand(&s)).await.unwrap();
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
     let changed = spec(&SMALL.replace("epochs = 6", "epochs = 9"));
-    let err = store.create_sweep(&changed, false).await.unwrap_err();
+    let err = store.create_sweep(&changed, None, false).await.unwrap_err();
     assert!(matches!(err, StoreError::SpecChanged { .. }), "{err}");
     assert!(err.to_string().contains("--replace"), "{err}");
     assert_eq!(store.trials(id).await.unwrap().len(), 4, "nothing deleted");
-    let new_id = store.create_sweep(&changed, true).await.unwrap();
+    let new_id = store.create_sweep(&changed, None, true).await.unwrap();
     assert_ne!(new_id, id);
     assert!(store.trials(new_id).await.unwrap().is_empty());
 }
@@ -70,8 +71,8 @@ async fn claims_go_in_ordinal_order_and_run_out() {
     let db = TempDb::new();
     let store = db.open().await;
     let s = spec(SMALL);
-    let id = store.create_sweep(&s, false).await.unwrap();
-    store.add_trials(id, &expand(&s)).await.unwrap();
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
     let mut ordinals = Vec::new();
     while let Some(c) = store.claim_next(id).await.unwrap() {
         assert_eq!(c.attempt, 1);
@@ -93,8 +94,8 @@ async fn nan_and_infinities_survive_the_round_trip() {
     let db = TempDb::new();
     let store = db.open().await;
     let s = spec(SMALL);
-    let id = store.create_sweep(&s, false).await.unwrap();
-    store.add_trials(id, &expand(&s)).await.unwrap();
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
     let t = store.claim_next(id).await.unwrap().unwrap();
     let writes = [
         Write::Epoch {
@@ -149,8 +150,8 @@ async fn views_show_one_row_per_trial_with_hyperparameters() {
     let db = TempDb::new();
     let store = db.open().await;
     let s = spec(SMALL);
-    let id = store.create_sweep(&s, false).await.unwrap();
-    store.add_trials(id, &expand(&s)).await.unwrap();
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
     let t = store.claim_next(id).await.unwrap().unwrap();
     let decision = Decision {
         rule: "patience",
@@ -230,8 +231,8 @@ async fn a_reclaimed_trial_starts_with_a_clean_curve() {
     let db = TempDb::new();
     let store = db.open().await;
     let s = spec(SMALL);
-    let id = store.create_sweep(&s, false).await.unwrap();
-    store.add_trials(id, &expand(&s)).await.unwrap();
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
     let t = store.claim_next(id).await.unwrap().unwrap();
     store
         .apply(&[Write::Epoch {

@@ -14,7 +14,7 @@ pub const SMALL: &str = r#"
 name = "small"
 [train]
 max_parallel = 2
-[grid]
+[params]
 learning_rate = [0.001, 0.01]
 batch_size = 32
 epochs = 6
