@@ -15,6 +15,20 @@ use lcurve::spec::{self, DEFAULT_MAX_TRIALS};
 use lcurve::store::{ClaimedTrial, SqliteStore, Store, TrialOutcome};
 use lcurve::trainer::BurnTrainer;
 
+/// Prints a line to stdout; a closed pipe (`lcurve show x | head`) ends the program quietly
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "lcurve",
@@ -131,7 +145,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ls => {
             let store = open_existing(&cli.db).await?;
-            println!("{}", inspect::sweeps_table(&store.sweeps().await?));
+            say!("{}", inspect::sweeps_table(&store.sweeps().await?));
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { name, limit } => {
@@ -141,12 +155,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 store.trials(sweep.id).await?,
                 store.metrics(sweep.id).await?,
             );
-            println!("{}", inspect::leaderboard_table(&trials, &metrics, limit));
+            say!("{}", inspect::leaderboard_table(&trials, &metrics, limit));
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql } => {
             let store = open_existing(&cli.db).await?;
-            println!(
+            say!(
                 "{}",
                 inspect::query_table(store.pool(), &sql)
                     .await
@@ -262,8 +276,8 @@ async fn plan(db: &Path, path: &Path, max_trials: usize, limit: usize) -> anyhow
     } else {
         Vec::new()
     };
-    println!("{}", describe_data(&split.record));
-    println!("{}", inspect::plan_table(&planned, &stored, limit));
+    say!("{}", describe_data(&split.record));
+    say!("{}", inspect::plan_table(&planned, &stored, limit));
     let epochs: usize = planned.iter().map(|p| p.config.epochs).sum();
     let finished: std::collections::HashSet<String> = stored
         .iter()
@@ -275,7 +289,7 @@ async fn plan(db: &Path, path: &Path, max_trials: usize, limit: usize) -> anyhow
         .filter(|p| finished.contains(&p.config.hash()))
         .collect();
     let done_epochs: usize = done.iter().map(|p| p.config.epochs).sum();
-    println!(
+    say!(
         "{} trials, {} already finished in {}; work: at most {epochs} trial-epochs ({} left), fewer when early stopping ends trials sooner",
         planned.len(),
         done.len(),

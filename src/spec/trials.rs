@@ -382,6 +382,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn schedules_give_the_documented_learning_rates() {
+        let spec = crate::spec::parse(
+            std::path::Path::new("t.toml"),
+            "name = \"s\"\n[params]\nlearning_rate = 0.1\nbatch_size = 8\nepochs = 4\nlr_schedule = [\"constant\", \"step\", \"cosine\"]\n[params.when.lr_schedule.step]\nlr_step_every = 2\nlr_step_gamma = 0.5\n",
+        )
+        .unwrap();
+        let t = expand(&spec).unwrap();
+        let rates = |i: usize| -> Vec<f64> {
+            (1..=4)
+                .map(|e| (t[i].config.learning_rate_at(e) * 1e6).round() / 1e6)
+                .collect()
+        };
+        assert_eq!(rates(0), [0.1, 0.1, 0.1, 0.1]);
+        assert_eq!(rates(1), [0.1, 0.1, 0.05, 0.05]);
+        // Cosine: 0.1 * (1 + cos(pi * (e - 1) / 4)) / 2.
+        assert_eq!(rates(2), [0.1, 0.085355, 0.05, 0.014645]);
+        assert_eq!(t[0].config.lr_step_every, None, "step keys only under step");
+    }
+
+    #[test]
     fn tidy_keeps_four_significant_digits_inside_the_range() {
         assert_eq!(tidy(0.000123456, 1e-4, 1e-1), 0.0001235);
         assert_eq!(tidy(0.5123456, 0.0, 1.0), 0.5123);

@@ -311,3 +311,132 @@ fn ctrl_c_keeps_finished_epochs_and_a_rerun_continues() {
         text(&done)
     );
 }
+
+/// A regression sweep on a CSV file next to the sweep file.
+const CSV_SWEEP: &str = r#"
+name = "csvreg"
+[data]
+dataset = "csv"
+path = "data/points.csv"
+target = "y"
+[params]
+learning_rate = [0.01, 0.03]
+batch_size = 8
+epochs = 3
+hidden = [8]
+[stopping]
+metric = "val_rmse"
+patience = 5
+"#;
+
+fn points_csv() -> String {
+    // y = 2a - b + small wiggle: learnable, with fractional targets (so: regression).
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..60 {
+        let (a, b) = (i as f64 / 10.0, (i % 7) as f64);
+        csv.push_str(&format!(
+            "{a},{b},{:.3}\n",
+            2.0 * a - b + 0.01 * (i % 3) as f64
+        ));
+    }
+    csv.push_str("1.5,NA,2.0\n");
+    csv
+}
+
+#[test]
+fn a_csv_sweep_runs_records_its_data_and_refuses_changed_data() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    std::fs::create_dir(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/points.csv"), points_csv()).unwrap();
+    std::fs::write(dir.join("csv.toml"), CSV_SWEEP).unwrap();
+
+    let plan = lcurve(dir, &["plan", "csv.toml"]);
+    let shown = text(&plan);
+    assert!(plan.status.success(), "{shown}");
+    assert!(shown.contains("61 rows (1 dropped)"), "{shown}");
+    assert!(shown.contains("regression (inferred"), "{shown}");
+    assert!(shown.contains("2 trials, 0 already finished"), "{shown}");
+    assert!(!dir.join("lcurve.db").exists(), "plan writes nothing");
+
+    let out = lcurve(dir, &["run", "csv.toml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let q = lcurve(
+        dir,
+        &[
+            "query",
+            "select count(*) as n, min(best_val_rmse > 0) as ok, max(task) as task from trial_summary",
+        ],
+    );
+    assert!(text(&q).contains("│ 2 ┆ 1  ┆ regression │"), "{}", text(&q));
+    let data = lcurve(
+        dir,
+        &[
+            "query",
+            "select json_extract(data, '$.rows_dropped') as dropped, json_array_length(json_extract(data, '$.valid_index')) as valid, length(json_extract(data, '$.sha256')) as sha from sweeps",
+        ],
+    );
+    assert!(
+        text(&data).contains("│ 1       ┆ 12    ┆ 64  │"),
+        "{}",
+        text(&data)
+    );
+    let show = lcurve(dir, &["show", "csvreg"]);
+    assert!(text(&show).contains("best val_rmse"), "{}", text(&show));
+
+    // The same sweep on changed data is refused, and nothing is written.
+    let before = std::fs::read(dir.join("lcurve.db")).unwrap();
+    std::fs::write(
+        dir.join("data/points.csv"),
+        points_csv().replace("2.0\n", "2.5\n"),
+    )
+    .unwrap();
+    let changed = lcurve(dir, &["run", "csv.toml"]);
+    assert!(!changed.status.success());
+    assert!(
+        text(&changed).contains("was trained on other data than this run reads (sha256:"),
+        "{}",
+        text(&changed)
+    );
+    assert_eq!(std::fs::read(dir.join("lcurve.db")).unwrap(), before);
+    let replaced = lcurve(dir, &["run", "csv.toml", "--replace"]);
+    assert!(replaced.status.success(), "{}", text(&replaced));
+}
+
+#[test]
+fn csv_problems_exit_non_zero_and_write_nothing() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    std::fs::create_dir(dir.join("data")).unwrap();
+    let cases = [
+        (None, "data/points.csv: cannot read the CSV file"),
+        (
+            Some("a,b,z\n1,2,3\n"),
+            "`data.target` names column \"y\", which is not in the file (columns: a, b, z)",
+        ),
+        (
+            Some("a,b,y\n1,2,0.5\nx,3,0.7\n2,2,0.1\n"),
+            "data/points.csv:3: column \"a\" has text (\"x\") where numbers are expected",
+        ),
+        (
+            Some("a,b,y\nNA,2,0.5\n1,,0.7\n"),
+            "no rows left after dropping 2 rows",
+        ),
+    ];
+    std::fs::write(dir.join("csv.toml"), CSV_SWEEP).unwrap();
+    for (csv, expected) in cases {
+        let _ = std::fs::remove_file(dir.join("data/points.csv"));
+        if let Some(csv) = csv {
+            std::fs::write(dir.join("data/points.csv"), csv).unwrap();
+        }
+        let out = lcurve(dir, &["run", "csv.toml"]);
+        let msg = text(&out);
+        assert!(!out.status.success(), "{msg}");
+        assert!(
+            msg.starts_with("error: csv.toml: [data]: ") && msg.contains(expected),
+            "expected {expected}\ngot {msg}"
+        );
+        assert_eq!(msg.lines().count(), 1, "one line: {msg}");
+        assert!(!dir.join("lcurve.db").exists(), "no database after: {msg}");
+    }
+}

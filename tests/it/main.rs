@@ -2,7 +2,9 @@
 //! belongs in it.
 
 mod cli;
+mod data;
 mod scheduler;
 mod spec;
 mod store;
 mod support;
+mod train;

@@ -1,0 +1,90 @@
+//! The burn trainer with every model and training option: regression, dropout, SGD momentum,
+//! weight decay, schedules and train_fraction reach the training and stay reproducible.
+
+use std::path::Path;
+
+use lcurve::run::prepare_data;
+use lcurve::spec::{PlannedTrial, expand, parse};
+use lcurve::trainer::{BurnTrainer, Control, EpochReport, Trainer};
+
+/// Builds the sweep, its trainer and its trials.
+fn setup(toml: &str) -> (BurnTrainer, Vec<PlannedTrial>) {
+    let path = Path::new("sweeps/test.toml");
+    let mut spec = parse(path, toml).unwrap_or_else(|e| panic!("{e}"));
+    let split = prepare_data(&mut spec, path).unwrap();
+    (BurnTrainer::new(&split), expand(&spec).unwrap())
+}
+
+fn curve(trainer: &BurnTrainer, trial: &PlannedTrial) -> Vec<EpochReport> {
+    let mut out = Vec::new();
+    trainer
+        .train(&trial.config, &mut |r: EpochReport| {
+            out.push(r);
+            Control::Continue
+        })
+        .unwrap();
+    out
+}
+
+fn losses(c: &[EpochReport]) -> Vec<(f64, f64)> {
+    c.iter().map(|r| (r.train_loss, r.val_loss)).collect()
+}
+
+#[test]
+fn regression_reports_rmse_in_the_targets_units_and_learns() {
+    let (trainer, trials) = setup(
+        "name = \"r\"\n[data]\ndataset = \"diabetes\"\n[params]\nlearning_rate = 0.01\nbatch_size = 32\nepochs = 8\nhidden = [32]\n",
+    );
+    let c = curve(&trainer, &trials[0]);
+    assert!(c.iter().all(|r| r.val_accuracy.is_none()));
+    let rmse: Vec<f64> = c.iter().map(|r| r.val_rmse.unwrap()).collect();
+    // The target (disease progression) spans 25-346 with sd ~77; a fitted model gets to ~55-65.
+    assert!(rmse[0] > rmse[7], "{rmse:?}");
+    assert!((40.0..80.0).contains(&rmse[7]), "{rmse:?}");
+    // val_loss is the MSE on the standardized target: rmse = sqrt(val_loss) * sd.
+    let ratio = rmse[7] / c[7].val_loss.sqrt();
+    assert!((60.0..95.0).contains(&ratio), "{ratio}");
+}
+
+#[test]
+fn every_option_reaches_training_and_stays_reproducible() {
+    let (trainer, trials) = setup(
+        r#"
+name = "opts"
+[data]
+dataset = "iris"
+[params]
+learning_rate = 0.05
+batch_size = 16
+epochs = 4
+hidden = [16]
+optimizer = "sgd"
+momentum = [0.0, 0.9]
+weight_decay = [0.0, 0.01]
+dropout = [0.0, 0.3]
+lr_schedule = ["constant", "step"]
+activation = "leaky_relu"
+negative_slope = 0.2
+train_fraction = [1.0, 0.3]
+[params.when.lr_schedule.step]
+lr_step_every = 2
+lr_step_gamma = 0.1
+"#,
+    );
+    assert_eq!(trials.len(), 32);
+    let curves: Vec<Vec<(f64, f64)>> = trials.iter().map(|t| losses(&curve(&trainer, t))).collect();
+    // Each option changes the numbers: no two trials train alike.
+    for i in 0..curves.len() {
+        for j in 0..i {
+            assert_ne!(curves[i], curves[j], "trials {j} and {i} trained alike");
+        }
+    }
+    // Dropout, shuffling and init are seeded per trial: training again gives the same curve,
+    // even while another trial trains at the same time.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| losses(&curve(&trainer, &trials[5])));
+        let b = s.spawn(|| losses(&curve(&trainer, &trials[6])));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!((a, b), (curves[5].clone(), curves[6].clone()));
+}
