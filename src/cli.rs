@@ -289,11 +289,15 @@ async fn plan(db: &Path, path: &Path, max_trials: usize, limit: usize) -> anyhow
         .filter(|p| finished.contains(&p.config.hash()))
         .collect();
     let done_epochs: usize = done.iter().map(|p| p.config.epochs).sum();
+    let place = if db.exists() {
+        format!("in {}", db.display())
+    } else {
+        format!("(no database at {} yet)", db.display())
+    };
     say!(
-        "{} trials, {} already finished in {}; work: at most {epochs} trial-epochs ({} left), fewer when early stopping ends trials sooner",
+        "{} trials, {} already finished {place}; work: at most {epochs} trial-epochs ({} left), fewer when early stopping ends trials sooner",
         planned.len(),
         done.len(),
-        db.display(),
         epochs - done_epochs
     );
     Ok(ExitCode::SUCCESS)

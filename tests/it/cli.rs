@@ -440,3 +440,33 @@ fn csv_problems_exit_non_zero_and_write_nothing() {
         assert!(!dir.join("lcurve.db").exists(), "no database after: {msg}");
     }
 }
+
+#[test]
+fn plan_lists_every_example_sweep_with_its_trial_count() {
+    let db = TempDb::new();
+    let examples = [
+        ("quickstart.toml", 4),
+        ("digits.toml", 32),
+        ("random.toml", 32),
+        ("conditional.toml", 10),
+        ("train_fraction.toml", 15),
+        ("penguins.toml", 6),
+    ];
+    let sweeps = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    for (file, trials) in examples {
+        let path = sweeps.join(file);
+        let out = lcurve(
+            db.dir.path(),
+            &["plan", path.to_str().unwrap(), "--limit", "100"],
+        );
+        let shown = text(&out);
+        assert!(out.status.success(), "{file}: {shown}");
+        assert!(
+            shown.contains(&format!("\n{trials} trials, 0 already finished")),
+            "{file}: {shown}"
+        );
+        let rows = shown.lines().filter(|l| l.contains("┆ new ")).count();
+        assert_eq!(rows, trials, "{file} lists every trial: {shown}");
+    }
+    assert!(!db.path.exists(), "plan writes nothing");
+}
