@@ -14,10 +14,12 @@ use super::types::{
 
 /// Everything that determines one trial's result. Stored as JSON in `trials.config`; its hash
 /// identifies the trial within a sweep across reruns. Keys that do not apply to this trial
-/// (`momentum` for Adam) are left out rather than stored with a meaningless value.
+/// (`momentum` for Adam) are left out rather than stored with a meaningless value. Keys added
+/// after lcurve 0.1 read with the values 0.1 trained with, so older databases stay readable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialConfig {
     pub learning_rate: f64,
+    #[serde(default = "constant_schedule")]
     pub lr_schedule: LrSchedule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_step_every: Option<usize>,
@@ -32,22 +34,40 @@ pub struct TrialConfig {
     pub beta1: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beta2: Option<f64>,
+    #[serde(default)]
     pub weight_decay: f64,
     pub hidden: Vec<usize>,
+    #[serde(default)]
     pub dropout: f64,
     pub activation: Activation,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negative_slope: Option<f64>,
+    #[serde(default = "whole")]
     pub train_fraction: f64,
     /// Seeds weight initialisation, batch order and dropout.
     pub seed: u64,
     pub dataset: DatasetName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<CsvSpec>,
+    #[serde(default = "classification")]
     pub task: Task,
     pub validation_fraction: f64,
     /// Seeds the validation split and the `train_fraction` subset; the sweep's seed.
+    /// (lcurve 0.1 split with the trial's `seed`, which was always the sweep's.)
+    #[serde(default)]
     pub split_seed: u64,
+}
+
+fn constant_schedule() -> LrSchedule {
+    LrSchedule::Constant
+}
+
+fn whole() -> f64 {
+    1.0
+}
+
+fn classification() -> Task {
+    Task::Classification
 }
 
 impl TrialConfig {
@@ -399,6 +419,18 @@ mod tests {
         // Cosine: 0.1 * (1 + cos(pi * (e - 1) / 4)) / 2.
         assert_eq!(rates(2), [0.1, 0.085355, 0.05, 0.014645]);
         assert_eq!(t[0].config.lr_step_every, None, "step keys only under step");
+    }
+
+    #[test]
+    fn configs_stored_by_lcurve_0_1_still_read() {
+        let old = r#"{"learning_rate":0.001,"batch_size":32,"epochs":6,"activation":"relu","optimizer":"adam","hidden":[128],"seed":7,"dataset":"digits","validation_fraction":0.2}"#;
+        let c: TrialConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(c.lr_schedule, LrSchedule::Constant);
+        assert_eq!(
+            (c.dropout, c.weight_decay, c.train_fraction),
+            (0.0, 0.0, 1.0)
+        );
+        assert_eq!((c.task, c.momentum), (Task::Classification, None));
     }
 
     #[test]

@@ -247,3 +247,59 @@ async fn a_reclaimed_trial_starts_with_a_clean_curve() {
     assert_eq!((again.id, again.attempt), (t.id, 2));
     assert!(store.metrics(id).await.unwrap().is_empty());
 }
+
+/// A database written by lcurve 0.1 (only the first migration, configs without the keys added
+/// with search spaces) is upgraded in place on open and its sweeps still read.
+#[tokio::test]
+async fn a_database_from_the_first_schema_is_upgraded_and_still_reads() {
+    let db = TempDb::new();
+    let first = db.dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    let name = "20261127000001_initial.sql";
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(name),
+        first.join(name),
+    )
+    .unwrap();
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db.path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(first.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let old = r#"{"learning_rate":0.001,"batch_size":32,"epochs":6,"activation":"relu","optimizer":"adam","hidden":[128],"seed":7,"dataset":"digits","validation_fraction":0.2}"#;
+        sqlx::query("INSERT INTO sweeps (name, spec, spec_hash, lcurve_version) VALUES ('old', '{}', 'h', '0.1.0')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO trials (sweep_id, ordinal, config, config_hash, state, epochs_run) VALUES (1, 0, ?, 'c', 'completed', 1)")
+            .bind(old)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO metrics (trial_id, name, epoch, value, kind) VALUES (1, 'val_loss', 1, 0.25, 'finite')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let store = db.open().await;
+    let sweep = store.sweep("old").await.unwrap();
+    let trials = store.trials(sweep.id).await.unwrap();
+    assert_eq!(trials[0].config.learning_rate, 0.001);
+    assert_eq!(trials[0].config.train_fraction, 1.0);
+    let row: (Option<String>, f64, Option<f64>, Option<String>) = sqlx::query_as(
+        "SELECT s.data, t.best_val_loss, t.momentum, t.lr_schedule FROM trial_summary t JOIN sweeps s ON s.name = t.sweep",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(row, (None, 0.25, None, None), "new columns read as NULL");
+}
