@@ -33,11 +33,13 @@ macro_rules! say {
 #[command(
     name = "lcurve",
     version,
-    about = "Learning-curve sweeps: a TOML grid trained with burn, every epoch in SQLite, charts as PNG.",
-    long_about = "lcurve trains every point of a hyperparameter grid written in TOML, several at once, \
-stores every epoch's losses and metrics in one SQLite file, stops trials early by a patience rule \
-(recording why), and draws learning curves as PNG under reports/.\n\n\
-Examples:\n  lcurve run sweeps/quickstart.toml\n  lcurve ls\n  lcurve show quickstart\n  \
+    about = "Learning-curve sweeps: a TOML search space trained with burn, every epoch in SQLite, charts as PNG.",
+    long_about = "lcurve trains every trial of a search space written in TOML (grids, random search, \
+conditional parameters; built-in datasets or a CSV file), several at once, stores every epoch's \
+losses and metrics in one SQLite file, stops trials early by a patience rule (recording why), \
+and draws learning curves as PNG under reports/.\n\n\
+Examples:\n  lcurve run sweeps/quickstart.toml\n  lcurve plan sweeps/random.toml\n  lcurve ls\n  \
+lcurve show quickstart\n  \
 lcurve query \"select ordinal, activation, best_val_loss from trial_summary order by best_val_loss\""
 )]
 pub struct Cli {
@@ -63,13 +65,14 @@ enum Command {
         /// and start again (without this, such a run is refused).
         #[arg(long)]
         replace: bool,
-        /// Refuse grids with more trials than this.
+        /// Refuse sweeps with more trials than this.
         #[arg(long, default_value_t = DEFAULT_MAX_TRIALS)]
         max_trials: usize,
     },
-    /// Validate a sweep file and list the trials it would run; changes nothing.
+    /// Check a sweep file and its data, and list the trials it would run, how many are already
+    /// finished, and the work in trial-epochs; changes nothing.
     ///
-    /// Example: lcurve plan sweeps/digits.toml
+    /// Example: lcurve plan sweeps/random.toml --limit 10
     Plan {
         /// The sweep file (TOML).
         sweep: PathBuf,
