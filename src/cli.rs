@@ -8,12 +8,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use lcurve::inspect;
+use lcurve::lock::RunLock;
 use lcurve::report::write_report;
 use lcurve::run::{RunOptions, check_size, describe_data, prepare_data, run_sweep};
 use lcurve::scheduler::Progress;
 use lcurve::spec::{self, DEFAULT_MAX_TRIALS};
 use lcurve::store::{ClaimedTrial, SqliteStore, Store, TrialOutcome};
-use lcurve::trainer::BurnTrainer;
+use lcurve::trainer::{BurnTrainer, SyntheticTrainer};
 
 /// Prints a line to stdout; a closed pipe (`lcurve show x | head`) ends the program quietly
 /// instead of panicking.
@@ -68,6 +69,10 @@ enum Command {
         /// Refuse sweeps with more trials than this.
         #[arg(long, default_value_t = DEFAULT_MAX_TRIALS)]
         max_trials: usize,
+        /// Testing aid: train with a synthetic trainer (closed-form curves) that takes this
+        /// many milliseconds per epoch, instead of burn.
+        #[arg(long, hide = true, value_name = "MS")]
+        synthetic_trainer: Option<u64>,
     },
     /// Check a sweep file and its data, and list the trials it would run, how many are already
     /// finished, and the work in trial-epochs; changes nothing.
@@ -124,6 +129,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             reports,
             replace,
             max_trials,
+            synthetic_trainer,
         } => {
             run(
                 &cli.db,
@@ -133,6 +139,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     replace,
                     max_trials,
                 },
+                synthetic_trainer,
             )
             .await
         }
@@ -186,7 +193,12 @@ async fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
         .with_context(|| format!("cannot open {}", db.display()))
 }
 
-async fn run(db: &Path, path: &Path, opts: RunOptions) -> anyhow::Result<ExitCode> {
+async fn run(
+    db: &Path,
+    path: &Path,
+    opts: RunOptions,
+    synthetic_ms: Option<u64>,
+) -> anyhow::Result<ExitCode> {
     // Everything about the file is checked before the database is touched.
     let mut spec = spec::load(path)?;
     check_size(&spec, path, opts.max_trials)?;
@@ -194,6 +206,8 @@ async fn run(db: &Path, path: &Path, opts: RunOptions) -> anyhow::Result<ExitCod
     let store = SqliteStore::open(db)
         .await
         .with_context(|| format!("cannot open the database {}", db.display()))?;
+    // One process per sweep and database: a second would re-queue the first one's trials.
+    let _lock = RunLock::acquire(db, spec.name.as_str())?;
     let started = Instant::now();
     eprintln!(
         "sweep `{}`: {} trials, up to {} at once; database {}",
@@ -203,27 +217,43 @@ async fn run(db: &Path, path: &Path, opts: RunOptions) -> anyhow::Result<ExitCod
         db.display()
     );
     eprintln!("{}", describe_data(&split.record));
-    let make_trainer = || Ok(BurnTrainer::new(&split));
     let mut progress = Printer::default();
     let cancel = async {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
-                "\ninterrupted: finishing the current epochs, then stopping (rerun the same command to resume)"
+                "\ninterrupted: finishing the current epochs, then stopping; rerun the same command to resume (Ctrl-C again to quit at once)"
             );
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    // Everything committed so far is kept; trials left `running` are re-queued
+                    // by the next run, which starts them again.
+                    eprintln!(
+                        "interrupted twice: quitting now; finished trials are kept, rerun to continue"
+                    );
+                    std::process::exit(130);
+                }
+            });
         } else {
             std::future::pending::<()>().await;
         }
     };
-    let result = run_sweep(
-        &store,
-        &spec,
-        Some(&split.record),
-        make_trainer,
-        &opts,
-        &mut progress,
-        cancel,
-    )
-    .await?;
+    let record = Some(&split.record);
+    let result = match synthetic_ms {
+        // A stand-in trainer with closed-form curves, for tests that kill the process.
+        Some(ms) => {
+            let trainer = || {
+                Ok(SyntheticTrainer {
+                    epoch_delay: std::time::Duration::from_millis(ms),
+                    ..SyntheticTrainer::default()
+                })
+            };
+            run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await?
+        }
+        None => {
+            let trainer = || Ok(BurnTrainer::new(&split));
+            run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await?
+        }
+    };
     if result.already_done > 0 {
         eprintln!(
             "{} of {} trials were already finished and were skipped",

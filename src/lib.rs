@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod inspect;
+pub mod lock;
 pub mod report;
 pub mod run;
 pub mod scheduler;

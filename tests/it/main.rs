@@ -3,6 +3,7 @@
 
 mod cli;
 mod data;
+mod reliability;
 mod scheduler;
 mod spec;
 mod store;
