@@ -188,6 +188,9 @@ async fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
             db.display()
         );
     }
+    // Opening for writing first upgrades a database from an older lcurve and says clearly
+    // when the file is not one lcurve can read; the reading itself is read-only.
+    drop(SqliteStore::open(db).await?);
     SqliteStore::open_read_only(db)
         .await
         .with_context(|| format!("cannot open {}", db.display()))
@@ -203,9 +206,7 @@ async fn run(
     let mut spec = spec::load(path)?;
     check_size(&spec, path, opts.max_trials)?;
     let split = prepare_data(&mut spec, path)?;
-    let store = SqliteStore::open(db)
-        .await
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let store = SqliteStore::open(db).await?;
     // One process per sweep and database: a second would re-queue the first one's trials.
     let _lock = RunLock::acquire(db, spec.name.as_str())?;
     let started = Instant::now();

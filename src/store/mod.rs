@@ -26,14 +26,43 @@ pub enum StoreError {
          the data file changed since the sweep started. Restore it, give the sweep a new `name`, or rerun with --replace to start again"
     )]
     DataChanged { name: String, what: String },
+    #[error("cannot open the database {path}: {why}")]
+    Open { path: String, why: String },
+    #[error(
+        "the database {path} was written by a newer lcurve (it has schema migration {version}, which this lcurve does not know); use a newer lcurve, or another --db"
+    )]
+    NewerSchema { path: String, version: i64 },
     #[error("no sweep named `{0}` in the database (see `lcurve ls`)")]
     NoSuchSweep(String),
     #[error("a stored value is invalid: {0}")]
     Corrupt(String),
-    #[error(transparent)]
+    #[error("{}", describe_sql(.0))]
     Sql(#[from] sqlx::Error),
     #[error("cannot apply the database migrations")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// An SQLite error in words a person can act on, with SQLite's own text after it.
+pub fn describe_sql(e: &sqlx::Error) -> String {
+    let code = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i64>().ok());
+    // Extended result codes keep the primary code in their low byte.
+    let hint = match code.map(|c| c & 0xff) {
+        Some(13) => "the disk is full; free some space and rerun (finished work is kept)",
+        Some(10) => {
+            "the database file could not be written (disk full, a file-size limit, or a failing disk); fix that and rerun (finished work is kept)"
+        }
+        Some(5) | Some(6) => {
+            "the database is busy: another program holds a write lock on it for too long"
+        }
+        Some(8) => "the database is read-only here; lcurve run needs to write to it",
+        Some(11) => "the database file is damaged",
+        Some(26) => "the file is not an SQLite database",
+        _ => return e.to_string(),
+    };
+    format!("{hint} ({e})")
 }
 
 /// A trial's lifecycle state, as stored in `trials.state`.

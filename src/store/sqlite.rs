@@ -7,9 +7,12 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, Transaction};
 
 use super::*;
+
+/// The schema migrations in `migrations/`, compiled in.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
@@ -21,12 +24,57 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = Self::options(path).create_if_missing(true);
+        let shown = path.display().to_string();
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !folder.is_dir()
+        {
+            return Err(StoreError::Open {
+                path: shown,
+                why: format!(
+                    "the folder {} does not exist; create it, or pass another --db",
+                    folder.display()
+                ),
+            });
+        }
+        // A first look with a plain connection, which changes nothing in an existing file:
+        // is it SQLite at all, and is its schema one this lcurve knows?
+        let mut probe = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .map_err(|e| open_error(&shown, e))?;
+        sqlx::query("SELECT count(*) FROM sqlite_master")
+            .fetch_one(&mut probe)
+            .await
+            .map_err(|e| open_error(&shown, e))?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&mut probe)
+                .await
+                .unwrap_or(None);
+        let _ = probe.close().await;
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        if let Some(version) = newest.filter(|&v| v > known) {
+            return Err(StoreError::NewerSchema {
+                path: shown,
+                version,
+            });
+        }
+        let options = Self::options(path);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+            .await
+            .map_err(|e| open_error(&shown, e))?;
+        MIGRATOR.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::NewerSchema {
+                path: shown.clone(),
+                version,
+            },
+            sqlx::migrate::MigrateError::Execute(e) => open_error(&shown, e),
+            other => StoreError::Migrate(other),
+        })?;
         Ok(Self { pool })
     }
 
@@ -63,6 +111,27 @@ impl SqliteStore {
     async fn begin_immediate(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
         // BEGIN IMMEDIATE takes the write lock at once, so read-then-write cannot race.
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Says why a database could not be opened, in words a person can act on.
+fn open_error(path: &str, e: sqlx::Error) -> StoreError {
+    let code = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.to_string());
+    let why = match code.as_deref() {
+        // SQLITE_NOTADB
+        Some("26") => "it is not an SQLite database (or it is damaged); pass another --db, or move the file away".to_string(),
+        // SQLITE_CANTOPEN
+        Some("14") => "SQLite cannot open or create it there; check that the folder is writable".to_string(),
+        // SQLITE_READONLY
+        Some("8") => "it is read-only; lcurve run needs to write to it".to_string(),
+        _ => describe_sql(&e),
+    };
+    StoreError::Open {
+        path: path.to_string(),
+        why,
     }
 }
 

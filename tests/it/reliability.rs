@@ -158,7 +158,7 @@ fn a_second_run_of_the_same_sweep_is_refused_while_the_first_runs() {
     let db = TempDb::new();
     let dir = db.dir.path();
     std::fs::write(dir.join("s.toml"), SWEEP).unwrap();
-    let mut first = run_synthetic(dir, "s.toml", 20).spawn().unwrap();
+    let first = run_synthetic(dir, "s.toml", 20).spawn().unwrap();
     // Wait until the first run holds the sweep (its trials are running).
     let started = Instant::now();
     while !db.path.exists()
@@ -207,7 +207,7 @@ fn a_second_ctrl_c_quits_at_once_and_a_rerun_finishes_the_sweep() {
     let dir = db.dir.path();
     std::fs::write(dir.join("s.toml"), SWEEP).unwrap();
     // Epochs of 2 s: the first Ctrl-C alone would wait for the current one.
-    let mut child = run_synthetic(dir, "s.toml", 2000).spawn().unwrap();
+    let child = run_synthetic(dir, "s.toml", 2000).spawn().unwrap();
     let started = Instant::now();
     while !db.path.exists()
         || sqlite(
@@ -241,4 +241,113 @@ fn a_second_ctrl_c_quits_at_once_and_a_rerun_finishes_the_sweep() {
         ),
         "8"
     );
+}
+
+fn md5(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// A bad place for the database or the reports: one clear error, no panic, nothing half-done
+/// that a rerun in a good place cannot finish.
+#[test]
+fn a_bad_environment_gets_a_clear_error_and_recovers() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    std::fs::write(dir.join("s.toml"), SWEEP).unwrap();
+    let run_on = |db: &str, extra: &[&str]| {
+        let mut args = vec!["--db", db, "run", "s.toml", "--synthetic-trainer", "0"];
+        args.extend(extra);
+        output(&mut lcurve(dir, &args))
+    };
+    let cases = [
+        (
+            "missing/x.db",
+            "error: cannot open the database missing/x.db: the folder missing does not exist",
+        ),
+        (
+            "/proc/x.db",
+            "error: cannot open the database /proc/x.db: SQLite cannot open or create it there",
+        ),
+    ];
+    for (path, expected) in cases {
+        let out = run_on(path, &[]);
+        assert!(!out.status.success());
+        assert!(text(&out).starts_with(expected), "{}", text(&out));
+        assert!(!text(&out).contains("panicked"));
+    }
+
+    // A file that is not SQLite, and a database from a newer lcurve: refused, left as they were.
+    std::fs::write(dir.join("notes.db"), "my notes, not a database\n").unwrap();
+    let future = dir.join("future.db");
+    let made = Command::new("sqlite3")
+        .arg(&future)
+        .arg("create table _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL); insert into _sqlx_migrations (version, description, success, checksum, execution_time) values (20991231000000, 'future', 1, x'00', 0)")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (file, expected) in [
+        ("notes.db", "it is not an SQLite database"),
+        (
+            "future.db",
+            "was written by a newer lcurve (it has schema migration 20991231000000",
+        ),
+    ] {
+        let before = md5(&dir.join(file));
+        for args in [
+            &["--db", file, "ls"][..],
+            &["--db", file, "run", "s.toml"][..],
+        ] {
+            let out = output(&mut lcurve(dir, args));
+            assert!(!out.status.success());
+            assert!(text(&out).contains(expected), "{args:?}: {}", text(&out));
+        }
+        assert_eq!(md5(&dir.join(file)), before, "{file} is untouched");
+    }
+
+    // A full disk, simulated by a file-size limit: the run fails with a clear error, the
+    // database stays sound, and a rerun without the limit finishes the sweep.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 300; exec {} --db full.db run s.toml --synthetic-trainer 0",
+        env!("CARGO_BIN_EXE_lcurve")
+    );
+    let full = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .expect("bash runs");
+    let msg = text(&full);
+    assert!(!full.status.success(), "{msg}");
+    assert!(
+        msg.contains("could not be written (disk full, a file-size limit, or a failing disk)"),
+        "{msg}"
+    );
+    assert_eq!(sqlite(&dir.join("full.db"), "pragma integrity_check"), "ok");
+    let rerun = run_on("full.db", &[]);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    assert_eq!(
+        sqlite(
+            &dir.join("full.db"),
+            "select count(*) from trials where state in ('completed', 'stopped')"
+        ),
+        "8"
+    );
+
+    // A reports folder that cannot be written: the trials are stored, the exit says so, and
+    // `lcurve report` draws them later.
+    let out = run_on("r.db", &["--reports", "/proc/reports"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the data is safe in the database; rerun `lcurve report`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        sqlite(
+            &dir.join("r.db"),
+            "select count(*) from trials where state = 'pending'"
+        ),
+        "0"
+    );
+    let report = output(&mut lcurve(dir, &["--db", "r.db", "report", "killme"]));
+    assert!(report.status.success(), "{}", text(&report));
 }
