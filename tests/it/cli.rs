@@ -470,3 +470,46 @@ fn plan_lists_every_example_sweep_with_its_trial_count() {
     }
     assert!(!db.path.exists(), "plan writes nothing");
 }
+
+/// A database written by lcurve 0.1 (committed under tests/fixtures) is upgraded in place
+/// and everything in it still reads; its 0.1 sweep file is refused with what to change.
+#[test]
+fn the_committed_0_1_database_is_upgraded_in_place() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    std::fs::copy(fixtures.join("lcurve-0.1.db"), &db.path).unwrap();
+    std::fs::copy(fixtures.join("fixture.toml"), dir.join("fixture.toml")).unwrap();
+
+    let show = lcurve(dir, &["show", "fixture"]);
+    assert!(show.status.success(), "{}", text(&show));
+    assert!(
+        text(&show).contains("2/4") && text(&show).contains("stopped"),
+        "{}",
+        text(&show)
+    );
+    let q = lcurve(
+        dir,
+        &[
+            "query",
+            "select count(*) as n, sum(best_val_loss > 0) as losses, count(momentum) as momenta, max(data is null) as no_data from trial_summary join sweeps on sweeps.name = sweep",
+        ],
+    );
+    assert!(
+        text(&q).contains("│ 2 ┆ 2      ┆ 0       ┆ 1       │"),
+        "{}",
+        text(&q)
+    );
+    let decisions = lcurve(dir, &["query", "select count(*) from decisions"]);
+    assert!(text(&decisions).contains("│ 8 "), "{}", text(&decisions));
+    let report = lcurve(dir, &["report", "fixture"]);
+    assert!(report.status.success(), "{}", text(&report));
+
+    let old_file = lcurve(dir, &["run", "fixture.toml"]);
+    assert!(!old_file.status.success());
+    assert!(
+        text(&old_file).contains("the [grid] table is now called [params]"),
+        "{}",
+        text(&old_file)
+    );
+}
