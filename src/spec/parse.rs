@@ -78,8 +78,13 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
         path: path.to_path_buf(),
         key: String::new(),
         line: None,
-        problem: format!("cannot read the sweep file: {e}"),
-        accepted: "a readable TOML file, e.g. sweeps/quickstart.toml".into(),
+        problem: match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                "cannot read the sweep file: it is not UTF-8 text".to_string()
+            }
+            _ => format!("cannot read the sweep file: {e}"),
+        },
+        accepted: "a readable TOML file in UTF-8, e.g. sweeps/quickstart.toml".into(),
     })?;
     parse(path, &source)
 }

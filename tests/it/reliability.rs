@@ -351,3 +351,59 @@ fn a_bad_environment_gets_a_clear_error_and_recovers() {
     let report = output(&mut lcurve(dir, &["--db", "r.db", "report", "killme"]));
     assert!(report.status.success(), "{}", text(&report));
 }
+
+/// Every file in `tests/bad_sweeps/` (its first line says `# expect: <part of the message>`)
+/// gets exactly one error line with that message and a non-zero exit, and the database is
+/// byte-for-byte what it was.
+#[test]
+fn every_file_in_the_bad_input_corpus_is_refused_without_touching_the_database() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    std::fs::write(dir.join("good.toml"), SWEEP.replace("killme", "bad")).unwrap();
+    let good = output(&mut run_synthetic(dir, "good.toml", 0));
+    assert!(good.status.success(), "{}", text(&good));
+    let files_of_db = || -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("lcurve.db")
+            })
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files_of_db();
+
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_sweeps");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "{} files", files.len());
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let first = bytes.split(|&b| b == b'\n').next().unwrap();
+        let expected = String::from_utf8_lossy(first)
+            .strip_prefix("# expect: ")
+            .unwrap_or_else(|| panic!("{} has no `# expect:` line", file.display()))
+            .to_string();
+        let out = output(&mut lcurve(dir, &["run", file.to_str().unwrap()]));
+        let msg = text(&out).replace(&file.display().to_string(), "bad.toml");
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(!out.status.success(), "{name}: {msg}");
+        assert!(
+            msg.starts_with("error: ") && msg.contains(&expected),
+            "{name}: expected {expected:?}\n got {msg}"
+        );
+        assert_eq!(msg.trim_end().lines().count(), 1, "{name}: one line: {msg}");
+        assert!(!msg.contains("panicked"), "{name}: {msg}");
+        assert!(files_of_db() == before, "{name} changed the database");
+    }
+}
