@@ -170,12 +170,21 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Query { sql } => {
             let store = open_existing(&cli.db).await?;
-            say!(
-                "{}",
-                inspect::query_table(store.pool(), &sql)
-                    .await
-                    .context("the query failed")?
-            );
+            let rows = inspect::query_table(store.pool(), &sql).await.map_err(|e| {
+                let code = e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .and_then(|c| c.parse::<i64>().ok());
+                // SQLITE_READONLY, or SQLITE_IOERR from a journal change on a read-only file.
+                if matches!(code.map(|c| c & 0xff), Some(8 | 10)) {
+                    anyhow::anyhow!(
+                        "the query failed: lcurve query only reads (the database is opened read-only, so nothing can be changed by mistake); use sqlite3 to change data ({e})"
+                    )
+                } else {
+                    anyhow::anyhow!("the query failed: {e}")
+                }
+            })?;
+            say!("{}", rows);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -188,9 +197,6 @@ async fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
             db.display()
         );
     }
-    // Opening for writing first upgrades a database from an older lcurve and says clearly
-    // when the file is not one lcurve can read; the reading itself is read-only.
-    drop(SqliteStore::open(db).await?);
     SqliteStore::open_read_only(db)
         .await
         .with_context(|| format!("cannot open {}", db.display()))

@@ -36,32 +36,8 @@ impl SqliteStore {
                 ),
             });
         }
-        // A first look with a plain connection, which changes nothing in an existing file:
-        // is it SQLite at all, and is its schema one this lcurve knows?
-        let mut probe = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .map_err(|e| open_error(&shown, e))?;
-        sqlx::query("SELECT count(*) FROM sqlite_master")
-            .fetch_one(&mut probe)
-            .await
-            .map_err(|e| open_error(&shown, e))?;
-        let newest: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&mut probe)
-                .await
-                .unwrap_or(None);
-        let _ = probe.close().await;
-        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        if let Some(version) = newest.filter(|&v| v > known) {
-            return Err(StoreError::NewerSchema {
-                path: shown,
-                version,
-            });
-        }
-        let options = Self::options(path);
+        Self::look(path).await?;
+        let options = Self::options(path).create_if_missing(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -78,8 +54,46 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    /// Opens an existing database for reading only; nothing can be written through it.
+    /// A first, read-only look at an existing file, which changes nothing in it: is it SQLite
+    /// at all, and is its schema one this lcurve knows? Returns whether migrations are due.
+    async fn look(path: &Path) -> Result<bool, StoreError> {
+        let shown = path.display().to_string();
+        if !path.exists() {
+            return Ok(true);
+        }
+        let mut probe = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .connect()
+            .await
+            .map_err(|e| open_error(&shown, e))?;
+        sqlx::query("SELECT count(*) FROM sqlite_master")
+            .fetch_one(&mut probe)
+            .await
+            .map_err(|e| open_error(&shown, e))?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&mut probe)
+                .await
+                .unwrap_or(None);
+        let _ = probe.close().await;
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        match newest {
+            Some(version) if version > known => Err(StoreError::NewerSchema {
+                path: shown,
+                version,
+            }),
+            Some(version) => Ok(version < known),
+            None => Ok(true),
+        }
+    }
+
+    /// Opens an existing database for reading only; nothing can be written through it. A
+    /// database from an older lcurve is upgraded first (that one step writes).
     pub async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if Self::look(path).await? {
+            Self::open(path).await?.pool.close().await;
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .read_only(true)

@@ -385,7 +385,16 @@ fn a_csv_sweep_runs_records_its_data_and_refuses_changed_data() {
     assert!(text(&show).contains("best val_rmse"), "{}", text(&show));
 
     // The same sweep on changed data is refused, and nothing is written.
-    let before = std::fs::read(dir.join("lcurve.db")).unwrap();
+    // WAL pages may move into the main file when a connection closes, so compare content.
+    let dump = || {
+        let out = Command::new("sqlite3")
+            .arg(dir.join("lcurve.db"))
+            .arg(".dump")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = dump();
     std::fs::write(
         dir.join("data/points.csv"),
         points_csv().replace("2.0\n", "2.5\n"),
@@ -398,7 +407,7 @@ fn a_csv_sweep_runs_records_its_data_and_refuses_changed_data() {
         "{}",
         text(&changed)
     );
-    assert_eq!(std::fs::read(dir.join("lcurve.db")).unwrap(), before);
+    assert!(dump() == before, "the refused run changed nothing");
     let replaced = lcurve(dir, &["run", "csv.toml", "--replace"]);
     assert!(replaced.status.success(), "{}", text(&replaced));
 }
@@ -512,4 +521,69 @@ fn the_committed_0_1_database_is_upgraded_in_place() {
         "{}",
         text(&old_file)
     );
+}
+
+#[test]
+fn real_divergence_ends_the_trial_and_the_sweep_and_report_carry_on() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let sweep = TINY
+        .replace("learning_rate = 0.01", "learning_rate = [0.01, 1e6]")
+        .replace(
+            "activation = [\"relu\", \"tanh\"]",
+            "optimizer = \"sgd\"\nepochs = 3",
+        )
+        .replace("epochs = 2\n", "");
+    std::fs::write(dir.join("div.toml"), sweep).unwrap();
+    let out = lcurve(dir, &["run", "div.toml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let q = lcurve(
+        dir,
+        &[
+            "query",
+            "select t.ordinal, t.state, d.epoch, d.reason from trials t left join decisions d on d.trial_id = t.id and d.action = 'diverge' order by t.ordinal",
+        ],
+    );
+    let shown = text(&q).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(shown.contains("│ 0 ┆ completed"), "{shown}");
+    assert!(
+        shown.contains("│ 1 ┆ diverged ┆ 1 ┆") && shown.contains("at epoch 1: the trial diverged"),
+        "{shown}"
+    );
+    assert!(
+        dir.join("reports/tiny/trials/001.png").exists(),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn query_cannot_change_the_database() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    std::fs::write(
+        dir.join("tiny.toml"),
+        TINY.replace("epochs = 2", "epochs = 1"),
+    )
+    .unwrap();
+    assert!(lcurve(dir, &["run", "tiny.toml"]).status.success());
+    let files =
+        || ["lcurve.db", "lcurve.db-wal"].map(|f| std::fs::read(dir.join(f)).unwrap_or_default());
+    let before = files();
+    for sql in [
+        "drop table metrics",
+        "delete from trials",
+        "update sweeps set name = 'x'",
+        "insert into sweeps (name, spec, spec_hash, lcurve_version) values ('a', '{}', 'h', 'v')",
+        "pragma journal_mode = delete",
+    ] {
+        let out = lcurve(dir, &["query", sql]);
+        assert!(!out.status.success(), "{sql}: {}", text(&out));
+        assert!(
+            text(&out).contains("the query failed: lcurve query only reads"),
+            "{sql}: {}",
+            text(&out)
+        );
+    }
+    assert!(files() == before, "the database files are unchanged");
 }

@@ -311,3 +311,57 @@ async fn cancellation_keeps_finished_epochs_and_requeues_running_trials() {
     assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&4));
     assert_eq!(store.metrics(r.sweep_id).await.unwrap().len(), 4 * 6 * 4);
 }
+
+/// Panics on the second trial's third epoch.
+struct Panicking(SyntheticTrainer);
+
+impl Trainer for Panicking {
+    fn train(&self, c: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError> {
+        if c.learning_rate == 0.01 {
+            let mut epochs = 0;
+            let mut sink = |r: EpochReport| {
+                epochs += 1;
+                if epochs == 3 {
+                    panic!("index out of bounds in a layer");
+                }
+                on_epoch(r)
+            };
+            return self.0.train(c, &mut sink);
+        }
+        self.0.train(c, on_epoch)
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_training_thread_fails_that_trial_with_its_message() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let r = run_sweep(
+        &store,
+        &s,
+        None,
+        || Ok(Panicking(SyntheticTrainer::default())),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    use TrialState::*;
+    assert_eq!(
+        states(&store, "small").await,
+        vec![Completed, Completed, Failed, Failed]
+    );
+    let trials = store.trials(r.sweep_id).await.unwrap();
+    let q: (String, i64) = sqlx::query_as("SELECT error, epochs_run FROM trials WHERE id = ?")
+        .bind(trials[2].id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        q.0.contains("the trainer panicked: index out of bounds in a layer"),
+        "{q:?}"
+    );
+    assert_eq!(q.1, 2, "the two epochs before the panic are kept");
+}
