@@ -3,6 +3,7 @@
 
 mod cli;
 mod data;
+mod properties;
 mod reliability;
 mod scheduler;
 mod spec;
