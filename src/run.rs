@@ -10,7 +10,7 @@ use crate::data::{self, DataRecord, Split};
 use crate::report::{ReportOutcome, write_report};
 use crate::scheduler::{self, Progress, RunSummary, SchedulerOptions};
 use crate::spec::{self, Choice, Metric, SweepSpec};
-use crate::stopping::{DivergenceRule, PatienceRule, StoppingRule};
+use crate::stopping::{self, StoppingRule};
 use crate::store::{Store, TrialState};
 use crate::trainer::Trainer;
 
@@ -107,11 +107,7 @@ pub fn check_size(spec: &SweepSpec, path: &Path, max: usize) -> anyhow::Result<(
 
 /// The rules a sweep's spec asks for; divergence is always checked first.
 pub fn rules_for(spec: &SweepSpec) -> Vec<Box<dyn StoppingRule>> {
-    let mut rules: Vec<Box<dyn StoppingRule>> = vec![Box::new(DivergenceRule)];
-    if let Some(s) = &spec.stopping {
-        rules.push(Box::new(PatienceRule::from(s)));
-    }
-    rules
+    stopping::rules_for(spec.stopping.as_ref())
 }
 
 /// Stores the sweep (or finds it), adds missing trials, re-queues trials a crash left

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::spec::Choice;
 use crate::spec::Metric;
-use crate::stopping::{Action, Decision, StoppingRule, decide_all};
+use crate::stopping::{Action, Context, Decision, Peers, StoppingRule, decide_all};
 use crate::store::{ClaimedTrial, Store, StoreError, TrialOutcome, TrialState, Write};
 use crate::trainer::{Control, EpochReport, TrainError, Trainer};
 
@@ -85,6 +86,7 @@ pub async fn run<S: Store, T: Trainer>(
     let mut running: HashMap<i64, Running> = HashMap::new();
     let mut summary = RunSummary::default();
     let (mut exhausted, mut cancelled) = (false, false);
+    let mut peers = finished_peers(store, sweep_id, opts.best_metric).await?;
     tokio::pin!(cancel);
 
     loop {
@@ -92,6 +94,7 @@ pub async fn run<S: Store, T: Trainer>(
             match store.claim_next(sweep_id).await? {
                 None => exhausted = true,
                 Some(claim) => {
+                    peers.forget(claim.id);
                     spawn_trainer(claim.clone(), trainer.clone(), tx.clone());
                     let id = claim.id;
                     running.insert(
@@ -122,7 +125,7 @@ pub async fn run<S: Store, T: Trainer>(
         while let Ok(msg) = rx.try_recv() {
             batch.push(msg);
         }
-        let step = process(batch, &mut running, opts, cancelled);
+        let step = process(batch, &mut running, &mut peers, opts, cancelled);
         store.apply(&step.writes).await?;
         for (reply, control) in step.replies {
             // A trainer that has gone away (panicked) no longer needs an answer.
@@ -158,6 +161,7 @@ struct Step {
 fn process(
     batch: Vec<Msg>,
     running: &mut HashMap<i64, Running>,
+    peers: &mut Peers,
     opts: &SchedulerOptions,
     cancelled: bool,
 ) -> Step {
@@ -177,12 +181,19 @@ fn process(
                     .get_mut(&trial_id)
                     .expect("epochs come from running trials");
                 r.curve.push(report);
+                peers.record(trial_id, report.epoch, report.get(peers.metric()));
                 step.writes.push(Write::Epoch { trial_id, report });
                 let control = if cancelled {
                     r.interrupted = true;
                     Control::Stop
                 } else {
-                    let decisions = decide_all(&opts.rules, &r.curve);
+                    let ctx = Context {
+                        curve: &r.curve,
+                        max_epochs: r.claim.config.epochs,
+                        trial_id,
+                        peers,
+                    };
+                    let decisions = decide_all(&opts.rules, &ctx);
                     r.stop = decisions
                         .iter()
                         .find(|d| d.action != Action::Continue)
@@ -205,6 +216,11 @@ fn process(
                     .remove(&trial_id)
                     .expect("done comes from running trials");
                 let outcome = outcome::decide(&r, result, opts.best_metric);
+                if outcome.state == TrialState::Pending {
+                    peers.forget(trial_id);
+                } else {
+                    peers.finish(trial_id);
+                }
                 step.writes.push(Write::Finish {
                     trial_id,
                     outcome: outcome.clone(),
@@ -214,6 +230,39 @@ fn process(
         }
     }
     step
+}
+
+/// The curves of the sweep's finished trials (from earlier runs), for cross-trial rules.
+async fn finished_peers<S: Store>(
+    store: &S,
+    sweep_id: i64,
+    metric: crate::spec::Metric,
+) -> Result<Peers, StoreError> {
+    let mut peers = Peers::new(metric);
+    let finished: Vec<i64> = store
+        .trials(sweep_id)
+        .await?
+        .iter()
+        .filter(|t| t.state.is_finished())
+        .map(|t| t.id)
+        .collect();
+    if finished.is_empty() {
+        return Ok(peers);
+    }
+    let mut points: Vec<_> = store
+        .metrics(sweep_id)
+        .await?
+        .into_iter()
+        .filter(|m| m.name == metric.name() && finished.contains(&m.trial_id))
+        .collect();
+    points.sort_by_key(|m| (m.trial_id, m.epoch));
+    for m in points {
+        peers.record(m.trial_id, m.epoch, m.value);
+    }
+    for id in finished {
+        peers.finish(id);
+    }
+    Ok(peers)
 }
 
 fn ordinals(running: &HashMap<i64, Running>) -> Vec<usize> {

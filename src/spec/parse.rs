@@ -70,6 +70,33 @@ struct RawStopping {
     metric: Option<Spanned<String>>,
     patience: Option<Spanned<i64>>,
     min_delta: Option<Spanned<f64>>,
+    warmup: Option<Spanned<i64>>,
+    divergence_factor: Option<Spanned<f64>>,
+    threshold: Option<RawThreshold>,
+    median: Option<RawMedian>,
+    extrapolation: Option<RawExtrapolation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThreshold {
+    after_epoch: Option<Spanned<i64>>,
+    worse_than: Spanned<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMedian {
+    warmup: Option<Spanned<i64>>,
+    min_peers: Option<Spanned<i64>>,
+    percentile: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExtrapolation {
+    warmup: Option<Spanned<i64>>,
+    min_probability: Option<Spanned<f64>>,
 }
 
 /// Reads and validates the sweep file at `path`.
@@ -507,33 +534,130 @@ impl Validator<'_> {
             None => Metric::ValLoss,
             Some(m) => self.choice("stopping.metric", &m)?,
         };
-        let patience = match raw.patience {
-            None => 5,
-            Some(p) => positive(*p.get_ref()).ok_or_else(|| {
-                self.err(
-                    "stopping.patience",
-                    p.span(),
-                    format!("{} epochs is not a patience", p.get_ref()),
-                    "an integer >= 1 (epochs without improvement before stopping)",
-                )
-            })?,
+        let count = |v: Option<Spanned<i64>>, key: &str, default: usize, min: usize| match v {
+            None => Ok(default),
+            Some(x) => usize::try_from(*x.get_ref())
+                .ok()
+                .filter(|&n| n >= min)
+                .ok_or_else(|| {
+                    self.err(
+                        key,
+                        x.span(),
+                        format!("{} is out of range", x.get_ref()),
+                        format!("an integer >= {min}"),
+                    )
+                }),
         };
-        let min_delta = match raw.min_delta {
-            None => 0.0,
-            Some(d) if d.get_ref().is_finite() && *d.get_ref() >= 0.0 => *d.get_ref(),
-            Some(d) => {
-                return Err(self.err(
+        let number = |v: Spanned<f64>, key: &str, ok: fn(f64) -> bool, accepted: &str| {
+            if ok(*v.get_ref()) {
+                Ok(*v.get_ref())
+            } else {
+                Err(self.err(
+                    key,
+                    v.span(),
+                    format!("{} is out of range", v.get_ref()),
+                    accepted,
+                ))
+            }
+        };
+        let others = raw.threshold.is_some() || raw.median.is_some() || raw.extrapolation.is_some();
+        // Patience is on when asked for, and by default when no other rule is given.
+        let patience = if raw.patience.is_some() || raw.min_delta.is_some() || !others {
+            let patience = match raw.patience {
+                None => 5,
+                Some(p) => positive(*p.get_ref()).ok_or_else(|| {
+                    self.err(
+                        "stopping.patience",
+                        p.span(),
+                        format!("{} epochs is not a patience", p.get_ref()),
+                        "an integer >= 1 (epochs without improvement before stopping)",
+                    )
+                })?,
+            };
+            let min_delta = match raw.min_delta {
+                None => 0.0,
+                Some(d) => number(
+                    d,
                     "stopping.min_delta",
-                    d.span(),
-                    format!("{} is not a usable improvement threshold", d.get_ref()),
+                    |x| x.is_finite() && x >= 0.0,
                     "a finite number >= 0, e.g. 1e-4",
+                )?,
+            };
+            Some(PatienceSpec {
+                patience,
+                min_delta,
+                warmup: count(raw.warmup, "stopping.warmup", 0, 0)?,
+            })
+        } else {
+            if let Some(w) = raw.warmup {
+                return Err(self.err(
+                    "stopping.warmup",
+                    w.span(),
+                    "belongs to the patience rule, which this sweep does not use",
+                    "set patience too, or give warmup under [stopping.median] or [stopping.extrapolation]",
                 ));
             }
+            None
+        };
+        let threshold = match raw.threshold {
+            None => None,
+            Some(t) => Some(ThresholdSpec {
+                after_epoch: count(t.after_epoch, "stopping.threshold.after_epoch", 1, 1)?,
+                worse_than: number(
+                    t.worse_than,
+                    "stopping.threshold.worse_than",
+                    f64::is_finite,
+                    "a finite number, e.g. 1.5",
+                )?,
+            }),
+        };
+        let median = match raw.median {
+            None => None,
+            Some(m) => Some(MedianSpec {
+                warmup: count(m.warmup, "stopping.median.warmup", 5, 0)?,
+                min_peers: count(m.min_peers, "stopping.median.min_peers", 4, 1)?,
+                percentile: match m.percentile {
+                    None => 50.0,
+                    Some(p) => number(
+                        p,
+                        "stopping.median.percentile",
+                        |x| (0.0..=100.0).contains(&x),
+                        "a number from 0 to 100 (50 is the median)",
+                    )?,
+                },
+            }),
+        };
+        let extrapolation = match raw.extrapolation {
+            None => None,
+            Some(x) => Some(ExtrapolationSpec {
+                warmup: count(x.warmup, "stopping.extrapolation.warmup", 5, 4)?,
+                min_probability: match x.min_probability {
+                    None => 0.05,
+                    Some(p) => number(
+                        p,
+                        "stopping.extrapolation.min_probability",
+                        |x| x > 0.0 && x < 1.0,
+                        "a number strictly between 0 and 1, e.g. 0.05",
+                    )?,
+                },
+            }),
+        };
+        let divergence_factor = match raw.divergence_factor {
+            None => None,
+            Some(f) => Some(number(
+                f,
+                "stopping.divergence_factor",
+                |x| x.is_finite() && x > 1.0,
+                "a number > 1, e.g. 10",
+            )?),
         };
         Ok(StoppingSpec {
             metric,
             patience,
-            min_delta,
+            threshold,
+            median,
+            extrapolation,
+            divergence_factor,
         })
     }
 

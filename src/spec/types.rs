@@ -264,10 +264,41 @@ pub struct TrainSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoppingSpec {
-    pub metric: Metric,
+pub struct PatienceSpec {
     pub patience: usize,
     pub min_delta: f64,
+    pub warmup: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdSpec {
+    pub after_epoch: usize,
+    pub worse_than: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MedianSpec {
+    pub warmup: usize,
+    pub min_peers: usize,
+    pub percentile: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExtrapolationSpec {
+    pub warmup: usize,
+    pub min_probability: f64,
+}
+
+/// The `[stopping]` table: one metric and the rules that watch it (any combination).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoppingSpec {
+    pub metric: Metric,
+    pub patience: Option<PatienceSpec>,
+    pub threshold: Option<ThresholdSpec>,
+    pub median: Option<MedianSpec>,
+    pub extrapolation: Option<ExtrapolationSpec>,
+    /// A loss above this many times its first value counts as divergence.
+    pub divergence_factor: Option<f64>,
 }
 
 /// A whole sweep file after validation.

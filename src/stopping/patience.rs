@@ -1,9 +1,10 @@
-//! Stops a trial when its metric has not improved by `min_delta` for `patience` epochs.
+//! Stops a trial when its metric has not improved by `min_delta` for `patience` epochs,
+//! never during the first `warmup` epochs.
 
 use serde_json::json;
 
-use super::{Action, Decision, StoppingRule};
-use crate::spec::{Choice, Metric, StoppingSpec};
+use super::{Action, Context, Decision, StoppingRule, fmt4};
+use crate::spec::{Choice, Metric};
 use crate::trainer::EpochReport;
 use crate::util::json_number;
 
@@ -12,16 +13,8 @@ pub struct PatienceRule {
     pub metric: Metric,
     pub patience: usize,
     pub min_delta: f64,
-}
-
-impl From<&StoppingSpec> for PatienceRule {
-    fn from(s: &StoppingSpec) -> Self {
-        Self {
-            metric: s.metric,
-            patience: s.patience,
-            min_delta: s.min_delta,
-        }
-    }
+    /// No stop at or before this epoch.
+    pub warmup: usize,
 }
 
 impl PatienceRule {
@@ -52,13 +45,18 @@ impl StoppingRule for PatienceRule {
         "patience"
     }
 
-    fn decide(&self, curve: &[EpochReport]) -> Decision {
-        let last = curve.last().expect("rules are asked after an epoch");
+    fn decide(&self, ctx: &Context) -> Decision {
+        let (curve, last) = (ctx.curve, ctx.last());
         let now = last.get(self.metric);
         let metric = self.metric.name();
         let (best_epoch, best) = self.best(curve).unwrap_or((0, f64::NAN));
         let since = last.epoch - best_epoch;
-        let (action, reason) = if since >= self.patience {
+        let (action, reason) = if last.epoch <= self.warmup {
+            (
+                Action::Continue,
+                format!("warm-up: epoch {} of {}", last.epoch, self.warmup),
+            )
+        } else if since >= self.patience {
             let reason = format!(
                 "{metric} has not improved by more than {} for {since} epochs (best {} at epoch {best_epoch}, now {} at epoch {})",
                 self.min_delta,
@@ -86,16 +84,9 @@ impl StoppingRule for PatienceRule {
                 "epochs_without_improvement": since,
                 "patience": self.patience,
                 "min_delta": self.min_delta,
+                "warmup": self.warmup,
             }),
         }
-    }
-}
-
-fn fmt4(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.4}")
-    } else {
-        crate::util::format_float(x)
     }
 }
 
@@ -103,20 +94,7 @@ fn fmt4(x: f64) -> String {
 mod tests {
     use super::*;
 
-    fn curve(values: &[f64]) -> Vec<EpochReport> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| EpochReport {
-                epoch: i + 1,
-                train_loss: v,
-                val_loss: v,
-                val_accuracy: Some(v),
-                val_rmse: None,
-                seconds: 0.0,
-            })
-            .collect()
-    }
+    use crate::stopping::testing::{ask, peers};
 
     #[test]
     fn table_of_curves_and_decisions() {
@@ -218,8 +196,9 @@ mod tests {
                 metric: *metric,
                 patience: *patience,
                 min_delta: *min_delta,
+                warmup: 0,
             };
-            let d = rule.decide(&curve(values));
+            let d = ask(&rule, values, 100, &peers(&[]));
             assert_eq!(d.action, *expected, "{values:?}: {why} ({})", d.reason);
             assert_eq!(d.epoch, values.len());
         }
@@ -231,8 +210,9 @@ mod tests {
             metric: Metric::ValLoss,
             patience: 2,
             min_delta: 0.0,
+            warmup: 0,
         };
-        let d = rule.decide(&curve(&[1.0, 0.5, 0.7, 0.8]));
+        let d = ask(&rule, &[1.0, 0.5, 0.7, 0.8], 100, &peers(&[]));
         assert_eq!(d.action, Action::Stop);
         assert_eq!(
             d.reason,
@@ -240,5 +220,27 @@ mod tests {
         );
         assert_eq!(d.details["best_epoch"], 2);
         assert_eq!(d.details["best"], 0.5);
+    }
+}
+
+#[cfg(test)]
+mod warmup_tests {
+    use super::*;
+    use crate::stopping::testing::{ask, peers};
+
+    #[test]
+    fn no_stop_during_warmup() {
+        let rule = PatienceRule {
+            metric: Metric::ValLoss,
+            patience: 1,
+            min_delta: 0.0,
+            warmup: 3,
+        };
+        let flat = [1.0, 1.0, 1.0, 1.0];
+        assert_eq!(
+            ask(&rule, &flat[..3], 10, &peers(&[])).action,
+            Action::Continue
+        );
+        assert_eq!(ask(&rule, &flat, 10, &peers(&[])).action, Action::Stop);
     }
 }

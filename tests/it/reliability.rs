@@ -71,6 +71,20 @@ fn sqlite(db: &Path, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// Whether the run in `db` has a trial training yet (false while the file or its tables are
+/// still being created).
+fn training(db: &Path) -> bool {
+    Command::new("sqlite3")
+        .arg(db)
+        .arg("select count(*) from trials where state = 'running'")
+        .output()
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout).trim() != "0"
+                && !o.stdout.is_empty()
+        })
+}
+
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -92,7 +106,7 @@ fn curves(db: &Path) -> String {
 fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let reference = TempDb::new();
     std::fs::write(reference.dir.path().join("s.toml"), SWEEP).unwrap();
-    let clean = output(&mut run_synthetic(reference.dir.path(), "s.toml", 3));
+    let clean = output(&mut run_synthetic(reference.dir.path(), "s.toml", 0));
     assert!(clean.status.success(), "{}", text(&clean));
 
     let db = TempDb::new();
@@ -105,8 +119,21 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let wait = Duration::from_millis(20 + (state >> 33) % 300);
-        let mut child = run_synthetic(dir, "s.toml", 3).spawn().unwrap();
+        let wait = Duration::from_millis((state >> 33) % 150);
+        // 8 trials x 15 epochs x 25 ms / 2 at once: 1.5 s of training, longer than the kills.
+        let mut child = run_synthetic(dir, "s.toml", 25).spawn().unwrap();
+        // Wait for training to start (however slow the machine), then a seeded moment more.
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none()
+            && started.elapsed() < Duration::from_secs(20)
+            && (!db.path.exists()
+                || sqlite(
+                    &db.path,
+                    "select count(*) from trials where state = 'running'",
+                ) == "0")
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(wait);
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
@@ -119,7 +146,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         killed_mid_run >= 10,
         "most kills land mid-run ({killed_mid_run})"
     );
-    let last = output(&mut run_synthetic(dir, "s.toml", 3));
+    let last = output(&mut run_synthetic(dir, "s.toml", 0));
     assert!(last.status.success(), "{}", text(&last));
 
     assert_eq!(sqlite(&db.path, "pragma integrity_check"), "ok");
