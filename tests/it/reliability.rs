@@ -126,11 +126,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         let started = Instant::now();
         while child.try_wait().unwrap().is_none()
             && started.elapsed() < Duration::from_secs(20)
-            && (!db.path.exists()
-                || sqlite(
-                    &db.path,
-                    "select count(*) from trials where state = 'running'",
-                ) == "0")
+            && !training(&db.path)
         {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -188,12 +184,7 @@ fn a_second_run_of_the_same_sweep_is_refused_while_the_first_runs() {
     let first = run_synthetic(dir, "s.toml", 20).spawn().unwrap();
     // Wait until the first run holds the sweep (its trials are running).
     let started = Instant::now();
-    while !db.path.exists()
-        || sqlite(
-            &db.path,
-            "select count(*) from trials where state = 'running'",
-        ) == "0"
-    {
+    while !training(&db.path) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "first run never started"
@@ -236,12 +227,7 @@ fn a_second_ctrl_c_quits_at_once_and_a_rerun_finishes_the_sweep() {
     // Epochs of 2 s: the first Ctrl-C alone would wait for the current one.
     let child = run_synthetic(dir, "s.toml", 2000).spawn().unwrap();
     let started = Instant::now();
-    while !db.path.exists()
-        || sqlite(
-            &db.path,
-            "select count(*) from trials where state = 'running'",
-        ) == "0"
-    {
+    while !training(&db.path) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "run never started"
