@@ -98,6 +98,33 @@ enum Command {
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
     },
+    /// Replay stopping policies on a sweep's stored curves and compare what each would have
+    /// cost (trial-epochs) and found (regret against the best of the full curves). Run the
+    /// sweep without [stopping] first, so the curves are complete. Writes
+    /// reports/<sweep>/replay.png (compute against regret).
+    ///
+    /// A policy is `full`, `patience[:patience=5,min_delta=0.0001,warmup=0]`,
+    /// `median[:warmup=5,min_peers=4,percentile=50]`, `threshold:after_epoch=3,worse_than=1.5`,
+    /// `extrapolation[:warmup=5,min_probability=0.05]` or `iepoch[:epoch=3,top=4]`
+    /// (every trial to epoch 3, then the best 4 to the end); join rules with `+`.
+    ///
+    /// Example: lcurve replay digits-full --policy median:warmup=3 --policy iepoch:epoch=3,top=4
+    Replay {
+        /// The sweep's name (see `lcurve ls`).
+        name: String,
+        /// A policy to replay; repeat for several. Default: a standard set.
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+        /// Trials at once in the simulation (as `max_parallel` in a sweep file).
+        #[arg(long, default_value_t = 2)]
+        max_parallel: usize,
+        /// The metric to score (default: the sweep's stopping metric, else val_loss).
+        #[arg(long)]
+        metric: Option<String>,
+        /// Folder in which the chart goes, under a subfolder named after the sweep.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
     /// List sweeps with their trial counts by state.
     Ls,
     /// Show a sweep's leaderboard, best validation loss first.
@@ -152,6 +179,24 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_existing(&cli.db).await?;
             print_report(&write_report(&store, &name, &reports).await?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            name,
+            policies,
+            max_parallel,
+            metric,
+            reports,
+        } => {
+            let store = open_existing(&cli.db).await?;
+            replay(
+                &store,
+                &name,
+                &policies,
+                max_parallel,
+                metric.as_deref(),
+                &reports,
+            )
+            .await
         }
         Command::Ls => {
             let store = open_existing(&cli.db).await?;
@@ -300,6 +345,101 @@ async fn run(
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn replay(
+    store: &SqliteStore,
+    name: &str,
+    policies: &[String],
+    max_parallel: usize,
+    metric: Option<&str>,
+    reports: &Path,
+) -> anyhow::Result<ExitCode> {
+    use lcurve::replay::{default_policies, parse_policy, replay, stored_curves, truncated};
+    use lcurve::spec::{Choice, Metric};
+    let sweep = store.sweep(name).await?;
+    let stored_metric = serde_json::from_str::<serde_json::Value>(&sweep.spec)
+        .ok()
+        .and_then(|s| s["stopping"]["metric"].as_str().map(String::from));
+    let metric_name = metric
+        .map(String::from)
+        .or(stored_metric)
+        .unwrap_or("val_loss".into());
+    let metric = Metric::parse(&metric_name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--metric {metric_name:?} is not known (accepted: {})",
+            Metric::accepted()
+        )
+    })?;
+    let trials = store.trials(sweep.id).await?;
+    let curves = stored_curves(&trials, &store.metrics(sweep.id).await?);
+    if curves.is_empty() {
+        anyhow::bail!("sweep `{name}` has no stored curves yet; run it first");
+    }
+    let max_epochs = curves.iter().map(|c| c.planned_epochs).max().unwrap_or(1);
+    let policies = if policies.is_empty() {
+        default_policies(metric, max_epochs)
+    } else {
+        policies
+            .iter()
+            .map(|p| parse_policy(p, metric).map_err(|e| anyhow::anyhow!("--policy {p:?}: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let cut = truncated(&curves);
+    if cut > 0 {
+        eprintln!(
+            "note: {cut} of {} trials stopped before their planned epochs in the stored run; \
+             replay treats those curves as complete (run the sweep without [stopping] for full curves)",
+            curves.len()
+        );
+    }
+    let outcomes = replay(&policies, &curves, max_parallel, metric);
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec![
+            "policy",
+            "trial-epochs",
+            "of full grid",
+            "best trial kept",
+            &format!("best {}", metric.name()),
+            "regret",
+        ]);
+    for o in &outcomes {
+        t.add_row(vec![
+            o.policy.clone(),
+            o.trial_epochs.to_string(),
+            format!("{:.1}%", 100.0 * o.fraction),
+            if o.top1_kept { "yes" } else { "no" }.to_string(),
+            format!("{:.4}", o.best_found),
+            format!("{:.4}", o.regret),
+        ]);
+    }
+    say!("{t}");
+    say!(
+        "{} trials, {} stored trial-epochs, {max_parallel} at once; metric {}",
+        curves.len(),
+        curves.iter().map(|c| c.curve.len()).sum::<usize>(),
+        metric.name()
+    );
+    let points: Vec<lcurve::report::ReplayPoint> = outcomes
+        .iter()
+        .map(|o| lcurve::report::ReplayPoint {
+            label: o.policy.clone(),
+            compute: o.fraction,
+            regret: o.regret,
+            top1_kept: o.top1_kept,
+        })
+        .collect();
+    let dir = lcurve::report::ReportPaths::new(reports, &sweep.name)
+        .dir()
+        .to_path_buf();
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the report folder {}", dir.display()))?;
+    let png = dir.join("replay.png");
+    lcurve::report::draw_replay(&sweep.name, metric.name(), &points, &png)
+        .map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", png.display()))?;
+    eprintln!("chart: {}", png.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn plan(db: &Path, path: &Path, max_trials: usize, limit: usize) -> anyhow::Result<ExitCode> {

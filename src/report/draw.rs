@@ -336,3 +336,84 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
         .map_err(err)?;
     root.present().map_err(err)
 }
+
+/// One policy's point on the replay chart.
+pub struct ReplayPoint {
+    pub label: String,
+    /// Share of the full grid's trial-epochs, 0-1.
+    pub compute: f64,
+    pub regret: f64,
+    pub top1_kept: bool,
+}
+
+/// `replay.png`: compute used against regret, one labelled point per policy.
+pub fn replay(
+    sweep: &str,
+    metric: &str,
+    points: &[ReplayPoint],
+    path: &Path,
+) -> Result<(), String> {
+    register_bundled_font();
+    let root = BitMapBackend::new(path, (1100, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let finite: Vec<f64> = points
+        .iter()
+        .map(|p| p.regret)
+        .filter(|r| r.is_finite())
+        .collect();
+    let top = finite.iter().copied().fold(0.0, f64::max);
+    let y_max = if top > 0.0 { top * 1.25 } else { 1e-3 };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{sweep}: compute against regret per stopping policy ({metric})"),
+            ("sans-serif", 24),
+        )
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..1.05f64, -y_max * 0.05..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .x_desc("share of the full grid's trial-epochs")
+        .y_desc(format!("regret (best {metric} found minus best overall)"))
+        .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
+        .y_label_formatter(&value_label)
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    for (i, p) in points.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let y = if p.regret.is_finite() {
+            p.regret
+        } else {
+            y_max
+        };
+        let shape = if p.top1_kept {
+            Circle::new((p.compute, y), 7, color.filled()).into_dyn()
+        } else {
+            Cross::new((p.compute, y), 8, color.stroke_width(3)).into_dyn()
+        };
+        chart
+            .draw_series(std::iter::once(shape))
+            .map_err(err)?
+            .label(format!(
+                "{} ({:.0}%, regret {}{})",
+                p.label,
+                p.compute * 100.0,
+                value_label(&p.regret),
+                if p.top1_kept { "" } else { ", best trial lost" }
+            ))
+            .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}

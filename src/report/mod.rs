@@ -5,6 +5,7 @@ mod draw;
 mod paths;
 mod prepare;
 
+pub use draw::{ReplayPoint, replay as draw_replay};
 pub use paths::{ReportPaths, make_filename_safe};
 pub use prepare::{ChartData, StopMark, TrialSeries, prepare};
 

@@ -587,3 +587,50 @@ fn query_cannot_change_the_database() {
     }
     assert!(files() == before, "the database files are unchanged");
 }
+
+#[test]
+fn replay_compares_policies_on_stored_curves_and_draws_them() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let sweep = "name = \"full\"\n[train]\nmax_parallel = 2\n[params]\nlearning_rate = [0.03, 0.01, 0.003, 0.001]\nbatch_size = [16, 64]\nepochs = 10\n";
+    std::fs::write(dir.join("full.toml"), sweep).unwrap();
+    let run = lcurve(dir, &["run", "full.toml", "--synthetic-trainer", "0"]);
+    assert!(run.status.success(), "{}", text(&run));
+    let out = lcurve(
+        dir,
+        &[
+            "replay",
+            "full",
+            "--policy",
+            "full",
+            "--policy",
+            "median:warmup=2,min_peers=2",
+            "--policy",
+            "iepoch:epoch=2,top=2",
+        ],
+    );
+    let shown = text(&out).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("│ full (no stopping) ┆ 80 ┆ 100.0% ┆ yes ┆"),
+        "8 trials x 10 epochs: {shown}"
+    );
+    assert!(
+        shown.contains("│ i-epoch:epoch=2,top=2 ┆ 32 ┆ 40.0% ┆"),
+        "8 x 2 + 2 x 8: {shown}"
+    );
+    assert!(shown.contains("│ median:warmup=2,min_peers=2 ┆"), "{shown}");
+    let (w, h, colours) = png_summary(&dir.join("reports/full/replay.png"));
+    assert!(
+        w >= 800 && h >= 600 && colours > 10,
+        "{w}x{h}, {colours} colours"
+    );
+
+    let bad = lcurve(dir, &["replay", "full", "--policy", "asha"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).starts_with("error: --policy \"asha\": \"asha\" is not a policy"),
+        "{}",
+        text(&bad)
+    );
+}

@@ -365,3 +365,58 @@ async fn a_panic_in_a_training_thread_fails_that_trial_with_its_message() {
     );
     assert_eq!(q.1, 2, "the two epochs before the panic are kept");
 }
+
+#[tokio::test]
+async fn the_median_rule_stops_trials_behind_their_peers_and_says_so() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    // One at a time, fastest-learning first: later trials are compared with finished ones.
+    let s = spec(
+        r#"
+name = "median"
+[train]
+max_parallel = 1
+[params]
+learning_rate = [0.03, 0.02, 0.01, 0.001, 0.0005]
+batch_size = 32
+epochs = 12
+[stopping.median]
+warmup = 2
+min_peers = 2
+"#,
+    );
+    let r = run_sweep(
+        &store,
+        &s,
+        None,
+        || Ok(SyntheticTrainer::default()),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    use TrialState::*;
+    assert_eq!(
+        states(&store, "median").await,
+        vec![Completed, Completed, Stopped, Stopped, Stopped],
+        "the slow learners fall behind the median of the earlier trials"
+    );
+    let trials = store.trials(r.sweep_id).await.unwrap();
+    assert_eq!(
+        trials[3].epochs_run,
+        Some(3),
+        "stopped at the first epoch after warm-up"
+    );
+    let reason = trials[3].stop_reason.as_ref().unwrap();
+    assert!(
+        reason.starts_with("best val_loss so far") && reason.contains("is worse than the median"),
+        "{reason}"
+    );
+    let rules: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT rule FROM decisions WHERE action = 'stop'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(rules, vec![("median".to_string(),)]);
+}
