@@ -131,13 +131,27 @@ fn toml_error(site: &ErrorSite, e: &toml::de::Error) -> SpecError {
     let key = e
         .span()
         .and_then(|span| key_at(site.source, span.start))
-        // serde names a missing key in backticks ("missing field `name`").
+        // serde names a missing key in backticks ("missing field `name`"); inside a table,
+        // the span is the table's header.
         .or_else(|| {
-            problem
+            let field = problem
                 .split('`')
                 .nth(1)
-                .filter(|_| problem.contains("field"))
-                .map(String::from)
+                .filter(|_| problem.contains("field"))?;
+            // A span at the very start is the whole document: a top-level key.
+            let table = e.span().filter(|span| span.start > 0).and_then(|span| {
+                let at = span.start.min(site.source.len());
+                let start = site.source[..at].rfind('\n').map_or(0, |i| i + 1);
+                let line = site.source[start..].lines().next()?.trim();
+                let name = line.strip_prefix('[')?.split(']').next()?.trim();
+                Some(name.to_string())
+            });
+            Some(match table {
+                Some(t) if problem.contains("missing") => format!("{t}.{field}"),
+                // `[stopping.asha]`: the header itself is the unknown key.
+                Some(t) if t.ends_with(&format!(".{field}")) => t,
+                _ => field.to_string(),
+            })
         })
         .unwrap_or_default();
     let accepted = if problem.contains("unknown field") || problem.contains("missing field") {

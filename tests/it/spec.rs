@@ -440,7 +440,39 @@ fn every_bad_input_has_one_clear_message() {
             "test.toml:6: `params.when.batch_size`: conditions can only be on a parameter that takes words",
         ),
     ];
-    assert!(cases.len() >= 45, "{} cases", cases.len());
+    // Stopping rules.
+    let more: Vec<(String, &str)> = vec![
+        (
+            format!("name = \"x\"\n{params}[stopping.median]\npercentile = 150\n"),
+            "test.toml:7: `stopping.median.percentile`: 150 is out of range (accepted: a number from 0 to 100",
+        ),
+        (
+            format!("name = \"x\"\n{params}[stopping.extrapolation]\nmin_probability = 1.5\n"),
+            "test.toml:7: `stopping.extrapolation.min_probability`: 1.5 is out of range",
+        ),
+        (
+            format!("name = \"x\"\n{params}[stopping.extrapolation]\nwarmup = 2\n"),
+            "test.toml:7: `stopping.extrapolation.warmup`: 2 is out of range (accepted: an integer >= 4)",
+        ),
+        (
+            format!("name = \"x\"\n{params}[stopping.threshold]\nafter_epoch = 3\n"),
+            "test.toml:6: `stopping.threshold.worse_than`: missing field `worse_than`",
+        ),
+        (
+            format!("name = \"x\"\n{params}[stopping]\nwarmup = 3\n[stopping.median]\n"),
+            "test.toml:7: `stopping.warmup`: belongs to the patience rule",
+        ),
+        (
+            format!("name = \"x\"\n{params}[stopping]\ndivergence_factor = 0.5\n"),
+            "test.toml:7: `stopping.divergence_factor`: 0.5 is out of range (accepted: a number > 1",
+        ),
+        (
+            format!("name = \"x\"\n{params}[stopping.asha]\neta = 3\n"),
+            "test.toml:6: `stopping.asha`: unknown field `asha`",
+        ),
+    ];
+    let cases: Vec<(String, &str)> = cases.into_iter().chain(more).collect();
+    assert!(cases.len() >= 50, "{} cases", cases.len());
     for (toml, expected) in cases {
         let err = parse(Path::new("test.toml"), &toml)
             .expect_err(&toml)
@@ -469,4 +501,55 @@ fn sweeps_over_the_cap_are_refused_with_the_fix() {
     );
     assert_eq!(trial_count(&huge), 100_000);
     assert!(lcurve::run::check_size(&huge, Path::new("h.toml"), 10_000).is_err());
+}
+
+#[test]
+fn stopping_rules_combine_and_patience_is_the_default() {
+    let base = "name = \"s\"\n[params]\nlearning_rate = 0.1\nbatch_size = 8\nepochs = 9\n";
+    let only = spec(&format!("{base}[stopping]\nmetric = \"val_loss\"\n"));
+    let p = only.stopping.unwrap();
+    assert_eq!(
+        p.patience.map(|p| p.patience),
+        Some(5),
+        "bare [stopping] is patience 5"
+    );
+    let combined = spec(&format!(
+        "{base}[stopping]\npatience = 3\nwarmup = 2\ndivergence_factor = 10\n[stopping.median]\npercentile = 25\n[stopping.threshold]\nafter_epoch = 4\nworse_than = 2.0\n[stopping.extrapolation]\n"
+    ))
+    .stopping
+    .unwrap();
+    assert_eq!(
+        combined.patience.as_ref().map(|p| (p.patience, p.warmup)),
+        Some((3, 2))
+    );
+    assert_eq!(
+        combined
+            .median
+            .as_ref()
+            .map(|m| (m.warmup, m.min_peers, m.percentile)),
+        Some((5, 4, 25.0))
+    );
+    assert_eq!(
+        combined
+            .threshold
+            .as_ref()
+            .map(|t| (t.after_epoch, t.worse_than)),
+        Some((4, 2.0))
+    );
+    assert_eq!(
+        combined
+            .extrapolation
+            .as_ref()
+            .map(|x| (x.warmup, x.min_probability)),
+        Some((5, 0.05))
+    );
+    assert_eq!(combined.divergence_factor, Some(10.0));
+    let median_only = spec(&format!("{base}[stopping.median]\n"))
+        .stopping
+        .unwrap();
+    assert!(
+        median_only.patience.is_none(),
+        "another rule given: no implicit patience"
+    );
+    assert_eq!(lcurve::stopping::rules_for(Some(&combined)).len(), 5);
 }
