@@ -42,7 +42,7 @@ fn main() {
         let batch = config.batch_size;
         let mut seconds = Vec::new();
         trainer
-            .train(config, &mut |r: EpochReport| {
+            .train(config, None, &mut |r: EpochReport| {
                 seconds.push(r.seconds);
                 Control::Continue
             })

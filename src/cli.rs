@@ -504,6 +504,12 @@ struct Printer {
 }
 
 impl Progress for Printer {
+    fn paused(&mut self, ordinal: usize, label: &str, epoch: usize, running: &[usize]) {
+        eprintln!(
+            "  pause  #{ordinal:<3} {label}: at epoch {epoch} (ASHA rung; may be promoted later)   running: {running:?}"
+        );
+    }
+
     fn begin(&mut self, total: usize, already_finished: usize) {
         self.total = total;
         self.done = already_finished;

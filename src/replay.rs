@@ -5,9 +5,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::spec::{
-    ExtrapolationSpec, MedianSpec, Metric, PatienceSpec, StoppingSpec, ThresholdSpec,
+    AshaSpec, ExtrapolationSpec, MedianSpec, Metric, PatienceSpec, StoppingSpec, ThresholdSpec,
 };
-use crate::stopping::{Action, Context, Peers, StoppingRule, decide_all, rules_for};
+use crate::stopping::{Action, Asha, Context, Peers, StoppingRule, decide_all, rules_for};
 use crate::store::{MetricPoint, TrialRow};
 use crate::trainer::EpochReport;
 
@@ -41,6 +41,7 @@ pub fn parse_policy(text: &str, metric: Metric) -> Result<Policy, String> {
         threshold: None,
         median: None,
         extrapolation: None,
+        asha: None,
         divergence_factor: None,
     };
     let text = text.trim();
@@ -84,6 +85,12 @@ pub fn parse_policy(text: &str, metric: Metric) -> Result<Policy, String> {
                         .ok_or("threshold needs worse_than=<value>")?,
                 });
             }
+            "asha" => {
+                spec.asha = Some(AshaSpec {
+                    min_epochs: take("min_epochs", 1.0).max(1.0) as usize,
+                    eta: take("eta", 3.0).max(2.0) as usize,
+                });
+            }
             "extrapolation" => {
                 spec.extrapolation = Some(ExtrapolationSpec {
                     warmup: take("warmup", 5.0).max(4.0) as usize,
@@ -105,7 +112,7 @@ pub fn parse_policy(text: &str, metric: Metric) -> Result<Policy, String> {
             }
             other => {
                 return Err(format!(
-                    "{other:?} is not a policy (accepted: full, patience, median, threshold, extrapolation, iepoch; rules join with +)"
+                    "{other:?} is not a policy (accepted: full, patience, median, threshold, extrapolation, asha, iepoch; rules join with +)"
                 ));
             }
         }
@@ -129,6 +136,9 @@ pub fn default_policies(metric: Metric, max_epochs: usize) -> Vec<Policy> {
         "median:warmup=3,min_peers=4,percentile=25",
         "extrapolation:warmup=5,min_probability=0.05",
         "median:warmup=3,min_peers=4+extrapolation:warmup=5",
+        "asha:min_epochs=1,eta=3",
+        "asha:min_epochs=2,eta=3",
+        "asha:min_epochs=1,eta=4",
     ]
     .iter()
     .filter_map(|p| parse_policy(p, metric).ok())
@@ -148,22 +158,18 @@ pub struct StoredCurve {
     pub curve: Vec<EpochReport>,
 }
 
-/// Rebuilds each trial's curve from stored metric rows, in ordinal order.
-pub fn stored_curves(trials: &[TrialRow], metrics: &[MetricPoint]) -> Vec<StoredCurve> {
-    let mut by_trial: BTreeMap<i64, BTreeMap<usize, EpochReport>> = BTreeMap::new();
-    for m in metrics {
-        let r = by_trial
-            .entry(m.trial_id)
-            .or_default()
-            .entry(m.epoch)
-            .or_insert(EpochReport {
-                epoch: m.epoch,
-                train_loss: f64::NAN,
-                val_loss: f64::NAN,
-                val_accuracy: None,
-                val_rmse: None,
-                seconds: 0.0,
-            });
+/// One trial's curve from its stored metric rows (any order; one trial's rows only).
+pub fn curve_of(points: &[MetricPoint]) -> Vec<EpochReport> {
+    let mut by_epoch: BTreeMap<usize, EpochReport> = BTreeMap::new();
+    for m in points {
+        let r = by_epoch.entry(m.epoch).or_insert(EpochReport {
+            epoch: m.epoch,
+            train_loss: f64::NAN,
+            val_loss: f64::NAN,
+            val_accuracy: None,
+            val_rmse: None,
+            seconds: 0.0,
+        });
         match m.name.as_str() {
             "train_loss" => r.train_loss = m.value,
             "val_loss" => r.val_loss = m.value,
@@ -173,16 +179,22 @@ pub fn stored_curves(trials: &[TrialRow], metrics: &[MetricPoint]) -> Vec<Stored
             _ => {}
         }
     }
+    by_epoch.into_values().collect()
+}
+
+/// Rebuilds each trial's curve from stored metric rows, in ordinal order.
+pub fn stored_curves(trials: &[TrialRow], metrics: &[MetricPoint]) -> Vec<StoredCurve> {
+    let mut by_trial: BTreeMap<i64, Vec<MetricPoint>> = BTreeMap::new();
+    for m in metrics {
+        by_trial.entry(m.trial_id).or_default().push(m.clone());
+    }
     let mut out: Vec<StoredCurve> = trials
         .iter()
         .map(|t| StoredCurve {
             trial_id: t.id,
             ordinal: t.ordinal,
             planned_epochs: t.config.epochs,
-            curve: by_trial
-                .remove(&t.id)
-                .map(|c| c.into_values().collect())
-                .unwrap_or_default(),
+            curve: by_trial.get(&t.id).map(|p| curve_of(p)).unwrap_or_default(),
         })
         .filter(|c| !c.curve.is_empty())
         .collect();
@@ -239,17 +251,25 @@ fn epochs_used(
             }
             used
         }
-        Policy::Rules { spec, .. } => {
-            simulate(&rules_for(Some(spec)), curves, max_parallel, metric)
-        }
+        Policy::Rules { spec, .. } => simulate(
+            &rules_for(Some(spec)),
+            spec.asha
+                .as_ref()
+                .map(|a| Asha::new(metric, a.min_epochs, a.eta)),
+            curves,
+            max_parallel,
+            metric,
+        ),
     }
 }
 
-/// Runs the stored curves through `rules` as the scheduler would: trials start in ordinal
-/// order, at most `max_parallel` at once, each epoch taking its stored wall time (at least a
-/// microsecond), and every rule sees the other trials as far as they had got at that moment.
+/// Runs the stored curves through `rules` (and ASHA) as the scheduler would: trials start in
+/// ordinal order, at most `max_parallel` at once, a free slot takes an ASHA promotion before
+/// a new trial, each epoch takes its stored wall time (at least a microsecond), and every rule
+/// sees the other trials as far as they had got at that moment.
 fn simulate(
     rules: &[Box<dyn StoppingRule>],
+    mut asha: Option<Asha>,
     curves: &[StoredCurve],
     max_parallel: usize,
     metric: Metric,
@@ -259,22 +279,34 @@ fn simulate(
     // (time in microseconds, position) of each running trial's next epoch end.
     let mut events: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
     let duration = |c: &StoredCurve, e: usize| (c.curve[e - 1].seconds * 1e6).max(1.0) as u64;
+    let last = |c: &StoredCurve| c.curve.len().min(c.planned_epochs.max(1));
     let mut next = 0;
-    let start = |events: &mut BinaryHeap<Reverse<(u64, usize)>>, next: &mut usize, now: u64| {
-        if *next < curves.len() {
-            events.push(Reverse((now + duration(&curves[*next], 1), *next)));
-            *next += 1;
+    let mut now = 0u64;
+    loop {
+        // Fill free slots: promotions first, then new trials.
+        while events.len() < max_parallel.max(1) {
+            let promoted = asha
+                .as_mut()
+                .and_then(|a| a.promotable(|t| last(&curves[t as usize])))
+                .map(|(t, _)| t as usize);
+            let i = match promoted {
+                Some(i) => i,
+                None if next < curves.len() => {
+                    next += 1;
+                    next - 1
+                }
+                None => break,
+            };
+            events.push(Reverse((now + duration(&curves[i], used[i] + 1), i)));
         }
-    };
-    for _ in 0..max_parallel.max(1) {
-        start(&mut events, &mut next, 0);
-    }
-    while let Some(Reverse((now, i))) = events.pop() {
+        let Some(Reverse((t, i))) = events.pop() else {
+            break;
+        };
+        now = t;
         let c = &curves[i];
         used[i] += 1;
         let e = used[i];
-        let report = &c.curve[e - 1];
-        peers.record(c.trial_id, e, report.get(metric));
+        peers.record(c.trial_id, e, c.curve[e - 1].get(metric));
         let ctx = Context {
             curve: &c.curve[..e],
             max_epochs: c.planned_epochs,
@@ -284,13 +316,20 @@ fn simulate(
         let stop = decide_all(rules, &ctx)
             .iter()
             .any(|d| d.action != Action::Continue);
-        if stop || e == c.curve.len() {
+        let paused = !stop
+            && e < last(c)
+            && asha.as_mut().is_some_and(|a| {
+                a.rung_at(e, last(c)).is_some_and(|k| {
+                    a.arrive(i as i64, k, &c.curve[..e], last(c)).action == Action::Pause
+                })
+            });
+        if stop || e >= last(c) {
             peers.finish(c.trial_id);
-            start(&mut events, &mut next, now);
-        } else {
+        } else if !paused {
             events.push(Reverse((now + duration(c, e + 1), i)));
         }
     }
+    // Trials still paused when nothing else is left end where they are.
     used
 }
 
@@ -381,7 +420,7 @@ mod tests {
         assert_eq!(spec.median.as_ref().unwrap().warmup, 2);
         assert_eq!(spec.patience.as_ref().unwrap().patience, 5);
         for bad in [
-            "asha",
+            "hyperband",
             "median:warmup",
             "median:warmup=x",
             "threshold",
@@ -389,6 +428,25 @@ mod tests {
         ] {
             assert!(parse_policy(bad, m).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn asha_replay_pauses_promotes_and_continues_curves() {
+        // 9 trials of 9 epochs, one at a time, ranked as the scheduler test's learning rates
+        // (0.001 ... 0.064, then 0.0005, 0.0002): rungs at 1 and 3.
+        let quality = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 0.5, 0.2];
+        let shapes: Vec<Vec<f64>> = quality
+            .iter()
+            .map(|q| (1..=9).map(|e| 1.0 / (1.0 + 0.01 * q * e as f64)).collect())
+            .collect();
+        let refs: Vec<&[f64]> = shapes.iter().map(|v| v.as_slice()).collect();
+        let curves = stored(&refs);
+        let asha = parse_policy("asha:min_epochs=1,eta=3", Metric::ValLoss).unwrap();
+        let out = replay(&[Policy::Full, asha], &curves, 1, Metric::ValLoss);
+        assert_eq!(out[0].trial_epochs, 81);
+        assert!(out[1].top1_kept && out[1].regret == 0.0, "{:?}", out[1]);
+        // Same as the scheduler's worst case (each new trial the best so far): 37 epochs.
+        assert_eq!(out[1].trial_epochs, 37, "{:?}", out[1]);
     }
 
     #[test]

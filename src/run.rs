@@ -142,6 +142,11 @@ pub async fn run_sweep<S: Store, T: Trainer>(
             max_parallel: spec.train.max_parallel,
             rules: rules_for(spec),
             best_metric: spec.stopping.as_ref().map_or(Metric::ValLoss, |s| s.metric),
+            asha: spec
+                .stopping
+                .as_ref()
+                .and_then(|s| s.asha.as_ref())
+                .map(|a| (a.min_epochs, a.eta)),
         };
         scheduler::run(store, sweep_id, trainer, &sched, progress, cancel).await?
     } else {

@@ -10,11 +10,10 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::spec::Choice;
 use crate::spec::Metric;
-use crate::stopping::{Action, Context, Decision, Peers, StoppingRule, decide_all};
+use crate::stopping::{Action, Asha, Context, Decision, Peers, StoppingRule, decide_all};
 use crate::store::{ClaimedTrial, Store, StoreError, TrialOutcome, TrialState, Write};
-use crate::trainer::{Control, EpochReport, TrainError, Trainer};
+use crate::trainer::{Checkpoint, Control, EpochReport, TrainEnd, TrainError, Trainer};
 
 pub use outcome::best_of;
 
@@ -31,6 +30,8 @@ pub trait Progress {
         _running: &[usize],
     ) {
     }
+    /// A trial paused at an ASHA rung (it may be promoted later).
+    fn paused(&mut self, _ordinal: usize, _label: &str, _epoch: usize, _running: &[usize]) {}
 }
 
 /// Progress that says nothing (tests, library users).
@@ -42,6 +43,8 @@ pub struct SchedulerOptions {
     pub rules: Vec<Box<dyn StoppingRule>>,
     /// The metric whose best value and epoch are stored on each trial.
     pub best_metric: Metric,
+    /// Successive halving: `(min_epochs, eta)`.
+    pub asha: Option<(usize, usize)>,
 }
 
 /// What one call to [`run`] did.
@@ -60,7 +63,7 @@ enum Msg {
     },
     Done {
         trial_id: i64,
-        result: Result<usize, TrainError>,
+        result: Result<TrainEnd, TrainError>,
     },
 }
 
@@ -69,6 +72,13 @@ struct Running {
     curve: Vec<EpochReport>,
     stop: Option<Decision>,
     interrupted: bool,
+}
+
+/// A trial paused at an ASHA rung, as the scheduler remembers it.
+struct Paused {
+    ordinal: usize,
+    label: String,
+    curve: Vec<EpochReport>,
 }
 
 /// Runs every pending trial of `sweep_id` until none is left or `cancel` resolves; on
@@ -86,16 +96,43 @@ pub async fn run<S: Store, T: Trainer>(
     let mut running: HashMap<i64, Running> = HashMap::new();
     let mut summary = RunSummary::default();
     let (mut exhausted, mut cancelled) = (false, false);
-    let mut peers = finished_peers(store, sweep_id, opts.best_metric).await?;
+    let mut book = Book::load(store, sweep_id, opts).await?;
     tokio::pin!(cancel);
 
     loop {
-        while !exhausted && !cancelled && running.len() < opts.max_parallel.max(1) {
+        while !cancelled && running.len() < opts.max_parallel.max(1) {
+            // Promotions first, as ASHA prefers them to new trials.
+            if let Some((trial, decision)) = book.promotable() {
+                store
+                    .apply(&[Write::Decision {
+                        trial_id: trial,
+                        decision,
+                    }])
+                    .await?;
+                let (claim, checkpoint, curve) = store.resume(trial).await?;
+                book.paused.remove(&trial);
+                spawn_trainer(claim.clone(), Some(checkpoint), trainer.clone(), tx.clone());
+                running.insert(
+                    trial,
+                    Running {
+                        claim,
+                        curve,
+                        stop: None,
+                        interrupted: false,
+                    },
+                );
+                progress.started(&running[&trial].claim, &ordinals(&running));
+                continue;
+            }
+            if exhausted {
+                break;
+            }
             match store.claim_next(sweep_id).await? {
                 None => exhausted = true,
                 Some(claim) => {
-                    peers.forget(claim.id);
-                    spawn_trainer(claim.clone(), trainer.clone(), tx.clone());
+                    book.peers.forget(claim.id);
+                    book.epochs.insert(claim.id, claim.config.epochs);
+                    spawn_trainer(claim.clone(), None, trainer.clone(), tx.clone());
                     let id = claim.id;
                     running.insert(
                         id,
@@ -111,6 +148,15 @@ pub async fn run<S: Store, T: Trainer>(
             }
         }
         if running.is_empty() {
+            if !cancelled {
+                // Nothing left to run or promote: trials still paused end here.
+                let (writes, ended) = book.stop_paused(opts.best_metric);
+                store.apply(&writes).await?;
+                for (ordinal, label, outcome) in ended {
+                    *summary.finished.entry(outcome.state).or_default() += 1;
+                    progress.finished(ordinal, &label, &outcome, &[]);
+                }
+            }
             break;
         }
         let first = tokio::select! {
@@ -125,11 +171,14 @@ pub async fn run<S: Store, T: Trainer>(
         while let Ok(msg) = rx.try_recv() {
             batch.push(msg);
         }
-        let step = process(batch, &mut running, &mut peers, opts, cancelled);
+        let step = process(batch, &mut running, &mut book, opts, cancelled);
         store.apply(&step.writes).await?;
         for (reply, control) in step.replies {
             // A trainer that has gone away (panicked) no longer needs an answer.
             let _ = reply.send(control);
+        }
+        for (ordinal, label, epoch) in step.paused {
+            progress.paused(ordinal, &label, epoch, &ordinals(&running));
         }
         for (claim, outcome) in step.ended {
             if outcome.state == TrialState::Pending {
@@ -149,19 +198,129 @@ pub async fn run<S: Store, T: Trainer>(
     Ok(summary)
 }
 
+/// What the scheduler knows across trials: their curves (for cross-trial rules), the ASHA
+/// promotion book, and the trials paused at a rung.
+struct Book {
+    peers: Peers,
+    asha: Option<Asha>,
+    paused: HashMap<i64, Paused>,
+    /// Each known trial's planned epochs.
+    epochs: HashMap<i64, usize>,
+}
+
+impl Book {
+    /// Rebuilt from the store, so a rerun sees the trials finished and paused before.
+    async fn load<S: Store>(
+        store: &S,
+        sweep_id: i64,
+        opts: &SchedulerOptions,
+    ) -> Result<Self, StoreError> {
+        let metric = opts.best_metric;
+        let mut book = Book {
+            peers: Peers::new(metric),
+            asha: opts.asha.map(|(r, eta)| Asha::new(metric, r, eta)),
+            paused: HashMap::new(),
+            epochs: HashMap::new(),
+        };
+        let trials = store.trials(sweep_id).await?;
+        let paused: HashMap<i64, usize> = store.paused(sweep_id).await?.into_iter().collect();
+        let kept: Vec<&crate::store::TrialRow> = trials
+            .iter()
+            .filter(|t| t.state.is_finished() || paused.contains_key(&t.id))
+            .collect();
+        for t in &trials {
+            book.epochs.insert(t.id, t.config.epochs);
+        }
+        if kept.is_empty() {
+            return Ok(book);
+        }
+        let mut by_trial: HashMap<i64, Vec<crate::store::MetricPoint>> = HashMap::new();
+        for m in store.metrics(sweep_id).await? {
+            by_trial.entry(m.trial_id).or_default().push(m);
+        }
+        for t in kept {
+            let mut curve = by_trial
+                .get(&t.id)
+                .map(|p| crate::replay::curve_of(p))
+                .unwrap_or_default();
+            let paused_at = paused.get(&t.id).copied();
+            if let Some(e) = paused_at {
+                curve.truncate(e);
+            }
+            for r in &curve {
+                book.peers.record(t.id, r.epoch, r.get(metric));
+            }
+            if t.state.is_finished() {
+                book.peers.finish(t.id);
+            }
+            if let Some(a) = book.asha.as_mut() {
+                a.restore(t.id, &curve, t.config.epochs, paused_at);
+            }
+            if paused_at.is_some() {
+                book.paused.insert(
+                    t.id,
+                    Paused {
+                        ordinal: t.ordinal,
+                        label: t.config.label(),
+                        curve,
+                    },
+                );
+            }
+        }
+        // A paused trial that ASHA no longer considers paused (it passed its rung in an earlier
+        // attempt) is promoted as soon as a slot is free.
+        Ok(book)
+    }
+
+    fn promotable(&mut self) -> Option<(i64, Decision)> {
+        let epochs = &self.epochs;
+        let a = self.asha.as_mut()?;
+        a.promotable(|t| epochs.get(&t).copied().unwrap_or(usize::MAX))
+    }
+
+    /// Ends every paused trial as stopped at its rung.
+    fn stop_paused(&mut self, metric: Metric) -> (Vec<Write>, Vec<(usize, String, TrialOutcome)>) {
+        let (mut writes, mut ended) = (Vec::new(), Vec::new());
+        let Some(a) = self.asha.as_mut() else {
+            return (writes, ended);
+        };
+        for (trial_id, decision) in a.stop_paused() {
+            let Some(p) = self.paused.remove(&trial_id) else {
+                continue;
+            };
+            let outcome = TrialOutcome {
+                state: TrialState::Stopped,
+                epochs_run: p.curve.len(),
+                best: best_of(&p.curve, metric),
+                stop_reason: Some(decision.reason.clone()),
+                error: None,
+            };
+            writes.push(Write::Decision { trial_id, decision });
+            writes.push(Write::Finish {
+                trial_id,
+                outcome: outcome.clone(),
+            });
+            ended.push((p.ordinal, p.label, outcome));
+        }
+        (writes, ended)
+    }
+}
+
 /// What one batch of messages asks for: rows to commit, then answers to send and trial ends
 /// to announce, both only after the commit.
 struct Step {
     writes: Vec<Write>,
     replies: Vec<(oneshot::Sender<Control>, Control)>,
     ended: Vec<(ClaimedTrial, TrialOutcome)>,
+    /// (ordinal, label, epoch) of trials that paused.
+    paused: Vec<(usize, String, usize)>,
 }
 
 /// Applies the rules to each reported epoch and turns finished trainers into outcomes.
 fn process(
     batch: Vec<Msg>,
     running: &mut HashMap<i64, Running>,
-    peers: &mut Peers,
+    book: &mut Book,
     opts: &SchedulerOptions,
     cancelled: bool,
 ) -> Step {
@@ -169,6 +328,7 @@ fn process(
         writes: Vec::with_capacity(batch.len() * 3),
         replies: Vec::new(),
         ended: Vec::new(),
+        paused: Vec::new(),
     };
     for msg in batch {
         match msg {
@@ -181,7 +341,9 @@ fn process(
                     .get_mut(&trial_id)
                     .expect("epochs come from running trials");
                 r.curve.push(report);
-                peers.record(trial_id, report.epoch, report.get(peers.metric()));
+                let metric = book.peers.metric();
+                book.peers
+                    .record(trial_id, report.epoch, report.get(metric));
                 step.writes.push(Write::Epoch { trial_id, report });
                 let control = if cancelled {
                     r.interrupted = true;
@@ -191,7 +353,7 @@ fn process(
                         curve: &r.curve,
                         max_epochs: r.claim.config.epochs,
                         trial_id,
-                        peers,
+                        peers: &book.peers,
                     };
                     let decisions = decide_all(&opts.rules, &ctx);
                     r.stop = decisions
@@ -205,6 +367,17 @@ fn process(
                     );
                     if r.stop.is_some() {
                         Control::Stop
+                    } else if let Some(a) = book.asha.as_mut()
+                        && let Some(k) = a.rung_at(report.epoch, r.claim.config.epochs)
+                    {
+                        let decision = a.arrive(trial_id, k, &r.curve, r.claim.config.epochs);
+                        let pause = decision.action == Action::Pause;
+                        step.writes.push(Write::Decision { trial_id, decision });
+                        if pause {
+                            Control::Pause
+                        } else {
+                            Control::Continue
+                        }
                     } else {
                         Control::Continue
                     }
@@ -215,11 +388,33 @@ fn process(
                 let r = running
                     .remove(&trial_id)
                     .expect("done comes from running trials");
+                let result = match result {
+                    Ok(TrainEnd::Paused(checkpoint)) => {
+                        step.writes.push(Write::Pause {
+                            trial_id,
+                            epochs_run: r.curve.len(),
+                            checkpoint,
+                        });
+                        step.paused
+                            .push((r.claim.ordinal, r.claim.config.label(), r.curve.len()));
+                        book.paused.insert(
+                            trial_id,
+                            Paused {
+                                ordinal: r.claim.ordinal,
+                                label: r.claim.config.label(),
+                                curve: r.curve,
+                            },
+                        );
+                        continue;
+                    }
+                    Ok(TrainEnd::Finished(n)) => Ok(n),
+                    Err(e) => Err(e),
+                };
                 let outcome = outcome::decide(&r, result, opts.best_metric);
                 if outcome.state == TrialState::Pending {
-                    peers.forget(trial_id);
+                    book.peers.forget(trial_id);
                 } else {
-                    peers.finish(trial_id);
+                    book.peers.finish(trial_id);
                 }
                 step.writes.push(Write::Finish {
                     trial_id,
@@ -232,39 +427,6 @@ fn process(
     step
 }
 
-/// The curves of the sweep's finished trials (from earlier runs), for cross-trial rules.
-async fn finished_peers<S: Store>(
-    store: &S,
-    sweep_id: i64,
-    metric: crate::spec::Metric,
-) -> Result<Peers, StoreError> {
-    let mut peers = Peers::new(metric);
-    let finished: Vec<i64> = store
-        .trials(sweep_id)
-        .await?
-        .iter()
-        .filter(|t| t.state.is_finished())
-        .map(|t| t.id)
-        .collect();
-    if finished.is_empty() {
-        return Ok(peers);
-    }
-    let mut points: Vec<_> = store
-        .metrics(sweep_id)
-        .await?
-        .into_iter()
-        .filter(|m| m.name == metric.name() && finished.contains(&m.trial_id))
-        .collect();
-    points.sort_by_key(|m| (m.trial_id, m.epoch));
-    for m in points {
-        peers.record(m.trial_id, m.epoch, m.value);
-    }
-    for id in finished {
-        peers.finish(id);
-    }
-    Ok(peers)
-}
-
 fn ordinals(running: &HashMap<i64, Running>) -> Vec<usize> {
     let mut v: Vec<usize> = running.values().map(|r| r.claim.ordinal).collect();
     v.sort_unstable();
@@ -272,7 +434,12 @@ fn ordinals(running: &HashMap<i64, Running>) -> Vec<usize> {
 }
 
 /// Trains on a blocking thread; every epoch waits for the scheduler's answer.
-fn spawn_trainer<T: Trainer>(claim: ClaimedTrial, trainer: Arc<T>, tx: mpsc::UnboundedSender<Msg>) {
+fn spawn_trainer<T: Trainer>(
+    claim: ClaimedTrial,
+    resume: Option<Checkpoint>,
+    trainer: Arc<T>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
     let trial_id = claim.id;
     tokio::task::spawn_blocking(move || {
         let epoch_tx = tx.clone();
@@ -291,7 +458,7 @@ fn spawn_trainer<T: Trainer>(claim: ClaimedTrial, trainer: Arc<T>, tx: mpsc::Unb
             answer.blocking_recv().unwrap_or(Control::Stop)
         };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            trainer.train(&claim.config, &mut on_epoch)
+            trainer.train(&claim.config, resume.as_ref(), &mut on_epoch)
         }))
         .unwrap_or_else(|panic| {
             Err(TrainError(format!(

@@ -75,6 +75,14 @@ struct RawStopping {
     threshold: Option<RawThreshold>,
     median: Option<RawMedian>,
     extrapolation: Option<RawExtrapolation>,
+    asha: Option<RawAsha>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAsha {
+    min_epochs: Option<Spanned<i64>>,
+    eta: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -574,7 +582,10 @@ impl Validator<'_> {
                 ))
             }
         };
-        let others = raw.threshold.is_some() || raw.median.is_some() || raw.extrapolation.is_some();
+        let others = raw.threshold.is_some()
+            || raw.median.is_some()
+            || raw.extrapolation.is_some()
+            || raw.asha.is_some();
         // Patience is on when asked for, and by default when no other rule is given.
         let patience = if raw.patience.is_some() || raw.min_delta.is_some() || !others {
             let patience = match raw.patience {
@@ -656,6 +667,13 @@ impl Validator<'_> {
                 },
             }),
         };
+        let asha = match raw.asha {
+            None => None,
+            Some(a) => Some(AshaSpec {
+                min_epochs: count(a.min_epochs, "stopping.asha.min_epochs", 1, 1)?,
+                eta: count(a.eta, "stopping.asha.eta", 3, 2)?,
+            }),
+        };
         let divergence_factor = match raw.divergence_factor {
             None => None,
             Some(f) => Some(number(
@@ -671,6 +689,7 @@ impl Validator<'_> {
             threshold,
             median,
             extrapolation,
+            asha,
             divergence_factor,
         })
     }

@@ -289,6 +289,14 @@ pub struct ExtrapolationSpec {
     pub min_probability: f64,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AshaSpec {
+    /// The first rung's epoch.
+    pub min_epochs: usize,
+    /// Each rung keeps the top `1/eta` and is `eta` times further than the last.
+    pub eta: usize,
+}
+
 /// The `[stopping]` table: one metric and the rules that watch it (any combination).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoppingSpec {
@@ -297,6 +305,7 @@ pub struct StoppingSpec {
     pub threshold: Option<ThresholdSpec>,
     pub median: Option<MedianSpec>,
     pub extrapolation: Option<ExtrapolationSpec>,
+    pub asha: Option<AshaSpec>,
     /// A loss above this many times its first value counts as divergence.
     pub divergence_factor: Option<f64>,
 }

@@ -2,6 +2,7 @@
 //! cross-trial rules, the other trials' curves) to a decision with its reason. Rules know
 //! nothing of the store, the scheduler or burn; the scheduler, or `replay`, acts.
 
+mod asha;
 mod divergence;
 mod extrapolation;
 mod median;
@@ -9,6 +10,7 @@ mod patience;
 mod peers;
 mod threshold;
 
+pub use asha::Asha;
 pub use divergence::DivergenceRule;
 pub use extrapolation::{ExtrapolationRule, Forecast, forecast};
 pub use median::MedianRule;
@@ -27,6 +29,10 @@ pub enum Action {
     Stop,
     /// Stop because the numbers are no longer finite; the trial ends `diverged`.
     Diverge,
+    /// ASHA: stop for now, keep the state, maybe continue later.
+    Pause,
+    /// ASHA: go on past a rung.
+    Promote,
 }
 
 impl Action {
@@ -35,6 +41,8 @@ impl Action {
             Action::Continue => "continue",
             Action::Stop => "stop",
             Action::Diverge => "diverge",
+            Action::Pause => "pause",
+            Action::Promote => "promote",
         }
     }
 }

@@ -8,7 +8,7 @@ pub use sqlite::SqliteStore;
 
 use crate::spec::{PlannedTrial, SweepSpec, TrialConfig};
 use crate::stopping::Decision;
-use crate::trainer::EpochReport;
+use crate::trainer::{Checkpoint, EpochReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -147,6 +147,13 @@ pub enum Write {
         trial_id: i64,
         outcome: TrialOutcome,
     },
+    /// The trial pauses (ASHA): back to `pending` with its checkpoint, not claimable until
+    /// the scheduler promotes it.
+    Pause {
+        trial_id: i64,
+        epochs_run: usize,
+        checkpoint: Checkpoint,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +220,15 @@ pub trait Store {
     /// Adds trials that are not there yet (by config hash); returns how many were added.
     async fn add_trials(&self, sweep_id: i64, trials: &[PlannedTrial])
     -> Result<usize, StoreError>;
+    /// Paused trials (pending with a checkpoint) as `(trial id, checkpoint epoch)`.
+    async fn paused(&self, sweep_id: i64) -> Result<Vec<(i64, usize)>, StoreError>;
+    /// Takes a paused trial to continue it: marks it running, deletes anything recorded after
+    /// its checkpoint (left by a crash), and returns the claim, the checkpoint and the curve
+    /// up to it.
+    async fn resume(
+        &self,
+        trial_id: i64,
+    ) -> Result<(ClaimedTrial, Checkpoint, Vec<EpochReport>), StoreError>;
     /// Puts trials left `running` by a crashed process back to `pending`; returns how many.
     async fn requeue_running(&self, sweep_id: i64) -> Result<usize, StoreError>;
     /// Marks the lowest-ordinal pending trial `running`, increments its attempt and clears

@@ -296,6 +296,7 @@ impl Store for SqliteStore {
                     finished_at = NULL, epochs_run = NULL, best_epoch = NULL, best_value = NULL,
                     stop_reason = NULL, error = NULL
              WHERE id = (SELECT id FROM trials WHERE sweep_id = ? AND state = 'pending'
+                           AND id NOT IN (SELECT trial_id FROM checkpoints)
                          ORDER BY ordinal LIMIT 1)
              RETURNING id, ordinal, attempt, config"
         ))
@@ -326,6 +327,81 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn paused(&self, sweep_id: i64) -> Result<Vec<(i64, usize)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT c.trial_id, c.epoch FROM checkpoints c JOIN trials t ON t.id = c.trial_id
+             WHERE t.sweep_id = ? AND t.state = 'pending' ORDER BY t.ordinal",
+        )
+        .bind(sweep_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|(id, e)| Ok((id, uint(e)?))).collect()
+    }
+
+    async fn resume(
+        &self,
+        trial_id: i64,
+    ) -> Result<(ClaimedTrial, Checkpoint, Vec<EpochReport>), StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let (epoch, data): (i64, Vec<u8>) =
+            sqlx::query_as("SELECT epoch, data FROM checkpoints WHERE trial_id = ?")
+                .bind(trial_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("trial {trial_id} has no checkpoint"))
+                })?;
+        for table in ["metrics", "decisions"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE trial_id = ? AND epoch > ?"
+            ))
+            .bind(trial_id)
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE trials SET state = 'running', started_at = coalesce(started_at, {NOW})
+             WHERE id = ? AND state = 'pending' RETURNING id, ordinal, attempt, config"
+        ))
+        .bind(trial_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("trial {trial_id} is not paused")))?;
+        let points: Vec<(String, i64, Option<f64>, String)> = sqlx::query_as(
+            "SELECT name, epoch, value, kind FROM metrics WHERE trial_id = ? ORDER BY epoch",
+        )
+        .bind(trial_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let points: Vec<MetricPoint> = points
+            .into_iter()
+            .map(|(name, e, value, kind)| {
+                Ok(MetricPoint {
+                    trial_id,
+                    name,
+                    epoch: uint(e)?,
+                    value: value_of(&kind, value)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let claim = ClaimedTrial {
+            id: row.get("id"),
+            ordinal: uint(row.get("ordinal"))?,
+            attempt: row.get("attempt"),
+            config: config_of(row.get("config"))?,
+        };
+        Ok((
+            claim,
+            Checkpoint {
+                epoch: uint(epoch)?,
+                data,
+            },
+            crate::replay::curve_of(&points),
+        ))
+    }
+
     async fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
@@ -334,8 +410,16 @@ impl Store for SqliteStore {
         insert_metrics(&mut tx, writes).await?;
         insert_decisions(&mut tx, writes).await?;
         for w in writes {
-            if let Write::Finish { trial_id, outcome } = w {
-                finish_trial(&mut tx, *trial_id, outcome).await?;
+            match w {
+                Write::Finish { trial_id, outcome } => {
+                    finish_trial(&mut tx, *trial_id, outcome).await?;
+                }
+                Write::Pause {
+                    trial_id,
+                    epochs_run,
+                    checkpoint,
+                } => pause_trial(&mut tx, *trial_id, *epochs_run, checkpoint).await?,
+                Write::Epoch { .. } | Write::Decision { .. } => {}
             }
         }
         tx.commit().await?;
@@ -544,6 +628,37 @@ async fn finish_trial(tx: &mut Tx<'_>, trial_id: i64, o: &TrialOutcome) -> Resul
     .bind(o.stop_reason.as_deref())
     .bind(o.error.as_deref())
     .bind(trial_id)
+    .execute(&mut **tx)
+    .await?;
+    if o.state.is_finished() {
+        // A finished trial will not continue: its checkpoint (if it was paused once) goes.
+        sqlx::query("DELETE FROM checkpoints WHERE trial_id = ?")
+            .bind(trial_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn pause_trial(
+    tx: &mut Tx<'_>,
+    trial_id: i64,
+    epochs_run: usize,
+    checkpoint: &Checkpoint,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE trials SET state = 'pending', epochs_run = ? WHERE id = ?")
+        .bind(int(epochs_run)?)
+        .bind(trial_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO checkpoints (trial_id, epoch, data) VALUES (?, ?, ?)
+         ON CONFLICT (trial_id) DO UPDATE SET epoch = excluded.epoch, data = excluded.data,
+             created_at = {NOW}"
+    ))
+    .bind(trial_id)
+    .bind(int(checkpoint.epoch)?)
+    .bind(&checkpoint.data)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -8,14 +8,16 @@ use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, OptimizerRecord, SgdConfig};
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::model::{Dropout, Mlp, MlpConfig};
-use super::{Control, EpochReport, EpochSink, TrainError, Trainer};
+use super::{Checkpoint, Control, EpochReport, EpochSink, TrainEnd, TrainError, Trainer};
 use crate::data::{Split, Table, Target};
 use crate::spec::{Optimizer, TrialConfig};
 
@@ -100,14 +102,19 @@ impl BurnTrainer {
 }
 
 impl Trainer for BurnTrainer {
-    fn train(&self, config: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError> {
+    fn train(
+        &self,
+        config: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError> {
         // One thread per trial: with several trials at once, a full-size pool each would fight
         // for the same cores.
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .map_err(|e| TrainError(format!("cannot start a training thread pool: {e}")))?;
-        pool.install(|| self.train_on_this_thread(config, on_epoch))
+        pool.install(|| self.train_on_this_thread(config, resume, on_epoch))
     }
 }
 
@@ -130,8 +137,9 @@ impl BurnTrainer {
     fn train_on_this_thread(
         &self,
         config: &TrialConfig,
+        resume: Option<&Checkpoint>,
         on_epoch: &mut EpochSink,
-    ) -> Result<usize, TrainError> {
+    ) -> Result<TrainEnd, TrainError> {
         let device = self.device.clone().autodiff();
         let mlp = MlpConfig::new(
             self.n_features,
@@ -173,8 +181,27 @@ impl BurnTrainer {
         let (train, valid) = (&self.data.0, &self.data.1);
         let mut order = self.split.train_subset(config.train_fraction);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut first = 1;
+        if let Some(cp) = resume {
+            let saved = Saved::decode(&cp.data)
+                .ok_or_else(|| TrainError("the checkpoint is damaged".into()))?;
+            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(saved.model))
+                .map_err(|e| TrainError(format!("cannot read the checkpoint's model: {e}")))?;
+            model = model
+                .try_load_record(record)
+                .map_err(|e| TrainError(format!("cannot load the checkpoint's model: {e}")))?;
+            let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(saved.optim))
+                .map_err(|e| TrainError(format!("cannot read the checkpoint's optimizer: {e}")))?;
+            optim = match optim {
+                Optim::Adam(o) => Optim::Adam(o.load_record(record)),
+                Optim::Sgd(o) => Optim::Sgd(o.load_record(record)),
+            };
+            rng.set_word_pos(saved.rng_word_pos);
+            order = saved.order;
+            first = cp.epoch + 1;
+        }
 
-        for epoch in 1..=config.epochs {
+        for epoch in first..=config.epochs {
             let started = Instant::now();
             let lr = config.learning_rate_at(epoch);
             order.shuffle(&mut rng);
@@ -232,11 +259,97 @@ impl BurnTrainer {
                 val_rmse,
                 seconds: started.elapsed().as_secs_f64(),
             };
-            if on_epoch(report) == Control::Stop {
-                return Ok(epoch);
+            match on_epoch(report) {
+                Control::Continue => {}
+                Control::Stop => return Ok(TrainEnd::Finished(epoch)),
+                Control::Pause => {
+                    let err = |e: burn::store::RecordError| {
+                        TrainError(format!("cannot save a checkpoint: {e}"))
+                    };
+                    let model = model.clone().into_record().into_bytes().map_err(err)?;
+                    let optim = match &optim {
+                        Optim::Adam(o) => o.to_record(),
+                        Optim::Sgd(o) => o.to_record(),
+                    }
+                    .into_bytes()
+                    .map_err(err)?;
+                    let saved = Saved {
+                        model: model.to_vec(),
+                        optim: optim.to_vec(),
+                        rng_word_pos: rng.get_word_pos(),
+                        order,
+                    };
+                    return Ok(TrainEnd::Paused(Checkpoint {
+                        epoch,
+                        data: saved.encode(),
+                    }));
+                }
             }
         }
-        Ok(config.epochs)
+        Ok(TrainEnd::Finished(config.epochs))
+    }
+}
+
+/// What a checkpoint holds: the model's and the optimizer's burn records (burnpack bytes),
+/// the position of the trial's random stream (batch order and dropout), and the current
+/// order of the training rows (reshuffled in place each epoch).
+struct Saved {
+    model: Vec<u8>,
+    optim: Vec<u8>,
+    rng_word_pos: u128,
+    order: Vec<usize>,
+}
+
+impl Saved {
+    /// `len(model) model len(optim) optim rng_word_pos len(order) order...`, little-endian.
+    fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(self.model.len() + self.optim.len() + 8 * self.order.len() + 48);
+        for part in [&self.model, &self.optim] {
+            out.extend((part.len() as u64).to_le_bytes());
+            out.extend(part.iter());
+        }
+        out.extend(self.rng_word_pos.to_le_bytes());
+        out.extend((self.order.len() as u64).to_le_bytes());
+        for &i in &self.order {
+            out.extend((i as u64).to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader { bytes, at: 0 };
+        let n = r.len()?;
+        let model = r.take(n)?.to_vec();
+        let n = r.len()?;
+        let optim = r.take(n)?.to_vec();
+        let rng_word_pos = u128::from_le_bytes(r.take(16)?.try_into().ok()?);
+        let n = r.len()?;
+        let order = (0..n).map(|_| r.len()).collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            model,
+            optim,
+            rng_word_pos,
+            order,
+        })
+    }
+}
+
+/// Reads a checkpoint front to back; `None` when it ends early.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
     }
 }
 

@@ -61,6 +61,25 @@ pub type EpochSink<'a> = dyn FnMut(EpochReport) -> Control + Send + 'a;
 pub enum Control {
     Continue,
     Stop,
+    /// Stop for now and return a [`Checkpoint`] to continue from later (ASHA).
+    Pause,
+}
+
+/// A trainer's saved state after `epoch`: everything it needs to continue exactly where it
+/// stopped (model, optimizer state, data order, random streams). Opaque to the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub epoch: usize,
+    pub data: Vec<u8>,
+}
+
+/// How a call to [`Trainer::train`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainEnd {
+    /// Ran this many epochs in total (fewer than planned when told to stop).
+    Finished(usize),
+    /// Told to pause: the state to continue from.
+    Paused(Checkpoint),
 }
 
 /// Why a trial could not be trained (bad configuration for this data, a backend failure...).
@@ -69,8 +88,13 @@ pub enum Control {
 pub struct TrainError(pub String);
 
 /// Trains one trial. Blocking: the scheduler runs it on its own thread. `on_epoch` is called
-/// after every epoch and returns whether to go on; the trainer returns the number of epochs
-/// it ran, which is fewer than `config.epochs` when told to stop.
+/// after every epoch and returns whether to go on, stop, or pause; with `resume`, training
+/// continues from that checkpoint at the epoch after it, never from epoch 1.
 pub trait Trainer: Send + Sync + 'static {
-    fn train(&self, config: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError>;
+    fn train(
+        &self,
+        config: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError>;
 }

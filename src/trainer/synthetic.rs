@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Control, EpochReport, EpochSink, TrainError, Trainer};
+use super::{Checkpoint, Control, EpochReport, EpochSink, TrainEnd, TrainError, Trainer};
 use crate::spec::{Task, TrialConfig};
 
 /// Curves `loss(e) = floor + (start - floor) * exp(-rate * e) + noise`, where the rate grows
@@ -37,7 +37,12 @@ impl SyntheticTrainer {
 }
 
 impl Trainer for SyntheticTrainer {
-    fn train(&self, config: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError> {
+    fn train(
+        &self,
+        config: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError> {
         if self.fail_at_lr == Some(config.learning_rate) {
             return Err(TrainError(format!(
                 "synthetic failure at learning rate {}",
@@ -47,7 +52,9 @@ impl Trainer for SyntheticTrainer {
         let diverges = self
             .diverge_at_lr
             .is_some_and(|lr| config.learning_rate >= lr);
-        for epoch in 1..=config.epochs {
+        // The closed form needs no state: a checkpoint is just the epoch it was taken after.
+        let first = resume.map_or(1, |c| c.epoch + 1);
+        for epoch in first..=config.epochs {
             std::thread::sleep(self.epoch_delay);
             let val_loss = if diverges && epoch >= 2 {
                 f64::NAN
@@ -72,10 +79,17 @@ impl Trainer for SyntheticTrainer {
                 val_rmse: (config.task == Task::Regression).then(|| val_loss.sqrt()),
                 seconds: 1e-4,
             };
-            if on_epoch(report) == Control::Stop {
-                return Ok(epoch);
+            match on_epoch(report) {
+                Control::Continue => {}
+                Control::Stop => return Ok(TrainEnd::Finished(epoch)),
+                Control::Pause => {
+                    return Ok(TrainEnd::Paused(Checkpoint {
+                        epoch,
+                        data: (epoch as u64).to_le_bytes().to_vec(),
+                    }));
+                }
             }
         }
-        Ok(config.epochs)
+        Ok(TrainEnd::Finished(config.epochs))
     }
 }

@@ -628,10 +628,10 @@ fn replay_compares_policies_on_stored_curves_and_draws_them() {
         "{w}x{h}, {colours} colours"
     );
 
-    let bad = lcurve(dir, &["replay", "full", "--policy", "asha"]);
+    let bad = lcurve(dir, &["replay", "full", "--policy", "hyperband"]);
     assert!(!bad.status.success());
     assert!(
-        text(&bad).starts_with("error: --policy \"asha\": \"asha\" is not a policy"),
+        text(&bad).starts_with("error: --policy \"hyperband\": \"hyperband\" is not a policy"),
         "{}",
         text(&bad)
     );

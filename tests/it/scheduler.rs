@@ -9,7 +9,9 @@ use lcurve::run::{RunOptions, run_sweep};
 use lcurve::scheduler::Quiet;
 use lcurve::spec::{TrialConfig, expand};
 use lcurve::store::{SqliteStore, Store, TrialState, Write};
-use lcurve::trainer::{EpochReport, EpochSink, SyntheticTrainer, TrainError, Trainer};
+use lcurve::trainer::{
+    Checkpoint, EpochReport, EpochSink, SyntheticTrainer, TrainEnd, TrainError, Trainer,
+};
 
 use crate::support::{SMALL, TempDb, spec};
 
@@ -21,10 +23,15 @@ struct Counting {
 }
 
 impl Trainer for Counting {
-    fn train(&self, c: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError> {
+    fn train(
+        &self,
+        c: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError> {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(n, Ordering::SeqCst);
-        let r = self.inner.train(c, on_epoch);
+        let r = self.inner.train(c, resume, on_epoch);
         self.now.fetch_sub(1, Ordering::SeqCst);
         r
     }
@@ -316,7 +323,12 @@ async fn cancellation_keeps_finished_epochs_and_requeues_running_trials() {
 struct Panicking(SyntheticTrainer);
 
 impl Trainer for Panicking {
-    fn train(&self, c: &TrialConfig, on_epoch: &mut EpochSink) -> Result<usize, TrainError> {
+    fn train(
+        &self,
+        c: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError> {
         if c.learning_rate == 0.01 {
             let mut epochs = 0;
             let mut sink = |r: EpochReport| {
@@ -326,9 +338,9 @@ impl Trainer for Panicking {
                 }
                 on_epoch(r)
             };
-            return self.0.train(c, &mut sink);
+            return self.0.train(c, resume, &mut sink);
         }
-        self.0.train(c, on_epoch)
+        self.0.train(c, resume, on_epoch)
     }
 }
 
@@ -419,4 +431,158 @@ min_peers = 2
             .await
             .unwrap();
     assert_eq!(rules, vec![("median".to_string(),)]);
+}
+
+const ASHA: &str = r#"
+name = "asha"
+[train]
+max_parallel = 1
+[params]
+learning_rate = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.0005, 0.0002]
+batch_size = 32
+epochs = 9
+[stopping.asha]
+min_epochs = 1
+eta = 3
+"#;
+
+#[tokio::test]
+async fn asha_pauses_promotes_from_checkpoints_and_stops_the_rest() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(ASHA);
+    let r = run_sweep(
+        &store,
+        &s,
+        None,
+        || Ok(SyntheticTrainer::default()),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let trials = store.trials(r.sweep_id).await.unwrap();
+    let metrics = store.metrics(r.sweep_id).await.unwrap();
+    // Rungs at epochs 1 and 3 (9 is the last epoch). Asynchronous promotion lets a trial go
+    // on when it is in the top third of those at the rung *so far*, so a few more than a third
+    // may pass a rung; never fewer than a third of all.
+    let runs: Vec<usize> = trials.iter().map(|t| t.epochs_run.unwrap()).collect();
+    assert!(runs.iter().all(|e| [1, 3, 9].contains(e)), "{runs:?}");
+    let past0 = runs.iter().filter(|&&e| e >= 3).count();
+    let past1 = runs.iter().filter(|&&e| e == 9).count();
+    assert!((3..=5).contains(&past0), "{runs:?}");
+    assert!((1..=3).contains(&past1), "{runs:?}");
+    // One trial at a time, the order is fixed, and so is the outcome. Each new trial here is
+    // the best so far at rung 0, the worst case for asynchronous promotion: 37 of 81 epochs.
+    assert_eq!(runs, [1, 1, 3, 3, 9, 9, 9, 1, 1]);
+    assert!(trials.iter().all(|t| t.state.is_finished()));
+    // The fastest learner (lr 0.064) goes all the way; nothing was trained twice.
+    let winner = trials
+        .iter()
+        .find(|t| t.config.learning_rate == 0.064)
+        .unwrap();
+    assert_eq!(winner.epochs_run, Some(9));
+    assert_eq!(r.summary.interrupted, 0);
+    for t in &trials {
+        let epochs: Vec<usize> = {
+            let mut e: Vec<usize> = metrics
+                .iter()
+                .filter(|m| m.trial_id == t.id && m.name == "val_loss")
+                .map(|m| m.epoch)
+                .collect();
+            e.sort();
+            e
+        };
+        let expected: Vec<usize> = (1..=t.epochs_run.unwrap()).collect();
+        assert_eq!(
+            epochs, expected,
+            "trial {}: no repeated or missing epochs",
+            t.ordinal
+        );
+        assert_eq!(t.attempt, 1, "resumed from a checkpoint, never restarted");
+        // Each value is the trainer's for that epoch: continued, not retrained.
+        for m in metrics
+            .iter()
+            .filter(|m| m.trial_id == t.id && m.name == "val_loss")
+        {
+            let expected = SyntheticTrainer::default().val_loss(&t.config, m.epoch);
+            assert!(
+                (m.value - expected).abs() < 1e-12,
+                "trial {} epoch {}",
+                t.ordinal,
+                m.epoch
+            );
+        }
+    }
+    let actions: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT action, count(*) FROM decisions WHERE rule = 'asha' GROUP BY action ORDER BY action",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let count = |a: &str| actions.iter().find(|x| x.0 == a).map_or(0, |x| x.1);
+    assert_eq!(count("stop") as usize, 9 - past1, "{actions:?}");
+    assert_eq!(count("promote") as usize, past0 + past1, "{actions:?}");
+    assert!(count("pause") >= count("stop"), "{actions:?}");
+    let left: (i64,) = sqlx::query_as("SELECT count(*) FROM checkpoints")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left.0, 0, "finished trials keep no checkpoint");
+}
+
+#[tokio::test]
+async fn asha_survives_cancellation_and_continues_paused_trials_on_the_next_run() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(ASHA);
+    let slow = SyntheticTrainer {
+        epoch_delay: Duration::from_millis(15),
+        ..Default::default()
+    };
+    // Cancel once several trials have paused.
+    let cancel = tokio::time::sleep(Duration::from_millis(150));
+    let first = run_sweep(
+        &store,
+        &s,
+        None,
+        || Ok(slow.clone()),
+        &opts(&db),
+        &mut Quiet,
+        cancel,
+    )
+    .await
+    .unwrap();
+    assert!(first.summary.finished.values().sum::<usize>() < 9);
+    let paused = store.paused(first.sweep_id).await.unwrap();
+    assert!(!paused.is_empty(), "some trials were paused when cancelled");
+    let second = run_sweep(
+        &store,
+        &s,
+        None,
+        || Ok(SyntheticTrainer::default()),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let trials = store.trials(second.sweep_id).await.unwrap();
+    assert!(trials.iter().all(|t| t.state.is_finished()));
+    let runs: Vec<usize> = trials.iter().map(|t| t.epochs_run.unwrap()).collect();
+    assert!(runs.iter().all(|e| [1, 3, 9].contains(e)), "{runs:?}");
+    let best = trials
+        .iter()
+        .find(|t| t.config.learning_rate == 0.064)
+        .unwrap();
+    assert_eq!(best.epochs_run, Some(9), "{runs:?}");
+    let m = store.metrics(second.sweep_id).await.unwrap();
+    for t in &trials {
+        let n = m
+            .iter()
+            .filter(|p| p.trial_id == t.id && p.name == "val_loss")
+            .count();
+        assert_eq!(n, t.epochs_run.unwrap(), "trial {}", t.ordinal);
+    }
 }

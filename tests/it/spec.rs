@@ -467,8 +467,12 @@ fn every_bad_input_has_one_clear_message() {
             "test.toml:7: `stopping.divergence_factor`: 0.5 is out of range (accepted: a number > 1",
         ),
         (
-            format!("name = \"x\"\n{params}[stopping.asha]\neta = 3\n"),
-            "test.toml:6: `stopping.asha`: unknown field `asha`",
+            format!("name = \"x\"\n{params}[stopping.hyperband]\neta = 3\n"),
+            "test.toml:6: `stopping.hyperband`: unknown field `hyperband`",
+        ),
+        (
+            format!("name = \"x\"\n{params}[stopping.asha]\neta = 1\n"),
+            "test.toml:7: `stopping.asha.eta`: 1 is out of range (accepted: an integer >= 2)",
         ),
     ];
     let cases: Vec<(String, &str)> = cases.into_iter().chain(more).collect();

@@ -18,7 +18,7 @@ fn setup(toml: &str) -> (BurnTrainer, Vec<PlannedTrial>) {
 fn curve(trainer: &BurnTrainer, trial: &PlannedTrial) -> Vec<EpochReport> {
     let mut out = Vec::new();
     trainer
-        .train(&trial.config, &mut |r: EpochReport| {
+        .train(&trial.config, None, &mut |r: EpochReport| {
             out.push(r);
             Control::Continue
         })
@@ -87,4 +87,80 @@ lr_step_gamma = 0.1
         (a.join().unwrap(), b.join().unwrap())
     });
     assert_eq!((a, b), (curves[5].clone(), curves[6].clone()));
+}
+
+/// Pausing at epoch 3 and continuing from the checkpoint gives exactly the curve of training
+/// straight through: the model, the optimizer state (Adam moments, SGD momentum), the batch
+/// order and the dropout stream all survive the pause.
+#[test]
+fn a_checkpointed_trial_continues_exactly_where_it_paused() {
+    use lcurve::trainer::{Checkpoint, TrainEnd};
+    let (trainer, trials) = setup(
+        r#"
+name = "ckpt"
+[data]
+dataset = "iris"
+[params]
+learning_rate = 0.02
+batch_size = 16
+epochs = 6
+hidden = [16]
+dropout = 0.2
+train_fraction = 0.7
+optimizer = ["adam", "sgd"]
+[params.when.optimizer.sgd]
+momentum = 0.9
+"#,
+    );
+    for trial in &trials {
+        let straight = curve(&trainer, trial);
+        let mut first = Vec::new();
+        let end = trainer
+            .train(&trial.config, None, &mut |r: EpochReport| {
+                first.push(r);
+                if r.epoch == 3 {
+                    Control::Pause
+                } else {
+                    Control::Continue
+                }
+            })
+            .unwrap();
+        let TrainEnd::Paused(checkpoint) = end else {
+            panic!("the trainer paused")
+        };
+        assert_eq!(checkpoint.epoch, 3);
+        assert!(
+            checkpoint.data.len() > 1000,
+            "model and optimizer state are saved"
+        );
+        let mut rest = Vec::new();
+        let end = trainer
+            .train(&trial.config, Some(&checkpoint), &mut |r: EpochReport| {
+                rest.push(r);
+                Control::Continue
+            })
+            .unwrap();
+        assert_eq!(end, TrainEnd::Finished(6));
+        let resumed: Vec<EpochReport> = first.into_iter().chain(rest).collect();
+        let epochs: Vec<usize> = resumed.iter().map(|r| r.epoch).collect();
+        assert_eq!(epochs, [1, 2, 3, 4, 5, 6], "no repeated or missing epochs");
+        assert_eq!(
+            losses(&resumed),
+            losses(&straight),
+            "{:?}: the same numbers as training straight through",
+            trial.config.optimizer
+        );
+        assert!(
+            resumed[3].train_loss < resumed[0].train_loss,
+            "no jump back after the pause"
+        );
+        let damaged = Checkpoint {
+            epoch: 3,
+            data: checkpoint.data[..10].to_vec(),
+        };
+        let err = trainer
+            .train(&trial.config, Some(&damaged), &mut |_| Control::Continue)
+            .unwrap_err();
+        assert!(err.0.contains("checkpoint is damaged"), "{}", err.0);
+    }
 }
