@@ -295,6 +295,15 @@ fn simulate(
                     next += 1;
                     next - 1
                 }
+                // Nothing new and nothing running: the highest rung's leader goes on.
+                None if events.is_empty() => match asha
+                    .as_mut()
+                    .and_then(|a| a.promote_leader(|t| last(&curves[t as usize])))
+                    .map(|(t, _)| t as usize)
+                {
+                    Some(i) => i,
+                    None => break,
+                },
                 None => break,
             };
             events.push(Reverse((now + duration(&curves[i], used[i] + 1), i)));

@@ -103,24 +103,16 @@ pub async fn run<S: Store, T: Trainer>(
         while !cancelled && running.len() < opts.max_parallel.max(1) {
             // Promotions first, as ASHA prefers them to new trials.
             if let Some((trial, decision)) = book.promotable() {
-                store
-                    .apply(&[Write::Decision {
-                        trial_id: trial,
-                        decision,
-                    }])
-                    .await?;
-                let (claim, checkpoint, curve) = store.resume(trial).await?;
-                book.paused.remove(&trial);
-                spawn_trainer(claim.clone(), Some(checkpoint), trainer.clone(), tx.clone());
-                running.insert(
+                resume(
+                    store,
+                    &mut book,
                     trial,
-                    Running {
-                        claim,
-                        curve,
-                        stop: None,
-                        interrupted: false,
-                    },
-                );
+                    decision,
+                    &trainer,
+                    &tx,
+                    &mut running,
+                )
+                .await?;
                 progress.started(&running[&trial].claim, &ordinals(&running));
                 continue;
             }
@@ -146,6 +138,23 @@ pub async fn run<S: Store, T: Trainer>(
                     progress.started(&running[&id].claim, &ordinals(&running));
                 }
             }
+        }
+        if running.is_empty()
+            && exhausted
+            && !cancelled
+            && let Some((trial, decision)) = book.promote_leader()
+        {
+            resume(
+                store,
+                &mut book,
+                trial,
+                decision,
+                &trainer,
+                &tx,
+                &mut running,
+            )
+            .await?;
+            progress.started(&running[&trial].claim, &ordinals(&running));
         }
         if running.is_empty() {
             if !cancelled {
@@ -196,6 +205,38 @@ pub async fn run<S: Store, T: Trainer>(
     }
     store.finish_sweep(sweep_id).await?;
     Ok(summary)
+}
+
+/// Continues a paused trial from its checkpoint: records the promotion, claims it back from
+/// the store (with its curve so far) and starts its trainer.
+async fn resume<S: Store, T: Trainer>(
+    store: &S,
+    book: &mut Book,
+    trial: i64,
+    decision: Decision,
+    trainer: &Arc<T>,
+    tx: &mpsc::UnboundedSender<Msg>,
+    running: &mut HashMap<i64, Running>,
+) -> Result<(), StoreError> {
+    store
+        .apply(&[Write::Decision {
+            trial_id: trial,
+            decision,
+        }])
+        .await?;
+    let (claim, checkpoint, curve) = store.resume(trial).await?;
+    book.paused.remove(&trial);
+    spawn_trainer(claim.clone(), Some(checkpoint), trainer.clone(), tx.clone());
+    running.insert(
+        trial,
+        Running {
+            claim,
+            curve,
+            stop: None,
+            interrupted: false,
+        },
+    );
+    Ok(())
 }
 
 /// What the scheduler knows across trials: their curves (for cross-trial rules), the ASHA
@@ -270,6 +311,14 @@ impl Book {
         // A paused trial that ASHA no longer considers paused (it passed its rung in an earlier
         // attempt) is promoted as soon as a slot is free.
         Ok(book)
+    }
+
+    /// With nothing running and nothing new to start: the highest rung's leader goes on
+    /// (see [`Asha::promote_leader`]).
+    fn promote_leader(&mut self) -> Option<(i64, Decision)> {
+        let epochs = &self.epochs;
+        let a = self.asha.as_mut()?;
+        a.promote_leader(|t| epochs.get(&t).copied().unwrap_or(usize::MAX))
     }
 
     fn promotable(&mut self) -> Option<(i64, Decision)> {

@@ -181,6 +181,43 @@ impl Asha {
         Some((trial, decision))
     }
 
+    /// When nothing else is left to run and no trial has gone past the highest rung that
+    /// paused trials wait at (too few reached it for a top third), the best paused trial there
+    /// goes on, so the most promising configuration trains to its last epoch instead of the
+    /// slots standing idle. Only one: once a trial has gone past a rung, no leader follows.
+    pub fn promote_leader(&mut self, max_epochs: impl Fn(i64) -> usize) -> Option<(i64, Decision)> {
+        let top = self.paused.values().copied().max()?;
+        if !self.promoted[top].is_empty() {
+            return None;
+        }
+        let peers = Peers::new(self.metric);
+        let (trial, _) = self
+            .paused
+            .iter()
+            .filter(|(_, k)| **k == top)
+            .map(|(t, _)| (*t, self.at[top].get(t).copied().unwrap_or(f64::NAN)))
+            .fold(None, |best: Option<(i64, f64)>, (t, v)| match best {
+                Some((_, bv)) if !peers.better(v, bv) => best,
+                _ => Some((t, v)),
+            })?;
+        self.paused.remove(&trial);
+        self.promoted[top].insert(trial);
+        let (rank, n, keep) = self.rank(top, trial);
+        let epoch = self.rung_epoch(top);
+        let next = self.rung_epoch(top + 1).min(max_epochs(trial));
+        let decision = Decision {
+            rule: "asha",
+            epoch,
+            action: Action::Promote,
+            reason: format!(
+                "no other trial is left to run: the best paused trial at the highest rung ({top}, epoch {epoch}; ranks {} of {n}) continues from its checkpoint to epoch {next}",
+                rank + 1
+            ),
+            details: self.details(top, trial, rank, n, keep),
+        };
+        Some((trial, decision))
+    }
+
     /// When nothing else is left to run: every paused trial ends, stopped at its rung.
     pub fn stop_paused(&mut self) -> Vec<(i64, Decision)> {
         let paused = std::mem::take(&mut self.paused);
