@@ -462,6 +462,7 @@ fn plan_lists_every_example_sweep_with_its_trial_count() {
         ("penguins.toml", 6),
         ("digits_full.toml", 32),
         ("wine_full.toml", 32),
+        ("asha.toml", 32),
     ];
     let sweeps = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
     for (file, trials) in examples {
