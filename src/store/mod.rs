@@ -243,6 +243,6 @@ pub trait Store {
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError>;
     async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError>;
     async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
-    /// Decisions other than `continue`, in trial and epoch order.
+    /// Decisions that ended a trial (`stop`, `diverge`), in trial and epoch order.
     async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError>;
 }

@@ -528,7 +528,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT d.trial_id, d.epoch, d.rule, d.action, d.reason FROM decisions d
              JOIN trials t ON t.id = d.trial_id
-             WHERE t.sweep_id = ? AND d.action <> 'continue' ORDER BY t.ordinal, d.epoch",
+             WHERE t.sweep_id = ? AND d.action IN ('stop', 'diverge') ORDER BY t.ordinal, d.epoch",
         )
         .bind(sweep_id)
         .fetch_all(&self.pool)
