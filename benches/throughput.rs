@@ -1,6 +1,6 @@
 //! Throughput benchmark: seconds per epoch of the digits MLP at batch 16/64/256 on the CPU
-//! backend, and metric rows stored per second. Run: `cargo bench --bench throughput`
-//! (add `--features ndarray -- ndarray` to time burn's deprecated ndarray backend instead).
+//! backend, metric rows stored per second, and the cost of a stopping decision.
+//! Run: `cargo bench --bench throughput` (add `--features ndarray -- ndarray` to time burn's deprecated ndarray backend instead).
 
 use std::time::Instant;
 
@@ -58,6 +58,70 @@ fn main() {
         );
     }
     store_rate();
+    decision_cost();
+}
+
+/// Microseconds per stopping decision: the extrapolation rule (three curve families fitted)
+/// and the median rule over 100 peers, on a 30-epoch curve.
+fn decision_cost() {
+    use lcurve::spec::Metric;
+    use lcurve::stopping::{Context, ExtrapolationRule, MedianRule, Peers, StoppingRule};
+    let curve: Vec<EpochReport> = (1..=30)
+        .map(|e| {
+            let v = 0.1 + 2.0 * (-0.2 * e as f64).exp() + 0.01 * (e as f64 * 1.7).sin();
+            EpochReport {
+                epoch: e,
+                train_loss: v,
+                val_loss: v,
+                val_accuracy: None,
+                val_rmse: None,
+                seconds: 0.0,
+            }
+        })
+        .collect();
+    let mut peers = Peers::new(Metric::ValLoss);
+    for t in 0..100 {
+        for e in 1..=60 {
+            peers.record(t, e, 0.05 + 1.0 / (e as f64 + t as f64 * 0.1));
+        }
+        peers.finish(t);
+    }
+    let rules: [(&str, Box<dyn StoppingRule>); 2] = [
+        (
+            "extrapolation",
+            Box::new(ExtrapolationRule {
+                metric: Metric::ValLoss,
+                warmup: 5,
+                min_probability: 0.05,
+            }),
+        ),
+        (
+            "median (100 peers)",
+            Box::new(MedianRule {
+                metric: Metric::ValLoss,
+                warmup: 5,
+                min_peers: 4,
+                percentile: 50.0,
+            }),
+        ),
+    ];
+    for (name, rule) in rules {
+        let ctx = Context {
+            curve: &curve,
+            max_epochs: 60,
+            trial_id: -1,
+            peers: &peers,
+        };
+        let n = 2_000;
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(rule.decide(std::hint::black_box(&ctx)));
+        }
+        println!(
+            "  decision: {:>8.1} us per {name} decision on a 30-epoch curve",
+            started.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    }
 }
 
 fn store_rate() {
