@@ -1,6 +1,7 @@
 //! Throughput benchmark: seconds per epoch of the digits MLP at batch 16/64/256 on the CPU
 //! backend, metric rows stored per second, and the cost of a stopping decision.
-//! Run: `cargo bench --bench throughput` (add `--features ndarray -- ndarray` to time burn's deprecated ndarray backend instead).
+//! Run: `cargo bench --bench throughput` (add `--features ndarray -- ndarray` to time burn's
+//! deprecated ndarray backend instead).
 
 use std::time::Instant;
 
