@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use lcurve::inspect;
 use lcurve::lock::RunLock;
+use lcurve::output::Format;
 use lcurve::report::write_report;
 use lcurve::run::{RunOptions, check_size, describe_data, prepare_data, run_sweep};
 use lcurve::scheduler::Progress;
@@ -126,16 +127,58 @@ enum Command {
         reports: PathBuf,
     },
     /// List sweeps with their trial counts by state.
-    Ls,
-    /// Show a sweep's leaderboard, best validation loss first.
     ///
-    /// Example: lcurve show quickstart --limit 5
+    /// Example: lcurve ls --format csv
+    Ls {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show a sweep's leaderboard, best validation loss first: the hyperparameters that vary,
+    /// best and stored metrics, epochs run, state and stop reason.
+    ///
+    /// Examples: lcurve show quickstart --limit 5
+    ///           lcurve show digits-reference --sort best_val_accuracy --format csv
     Show {
         /// The sweep's name (see `lcurve ls`).
         name: String,
         /// Show at most this many trials.
         #[arg(long)]
         limit: Option<usize>,
+        /// Sort by this column (best first for metrics, ascending otherwise).
+        #[arg(long)]
+        sort: Option<String>,
+        /// Reverse the order.
+        #[arg(long)]
+        reverse: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show one trial: every setting it was trained with, its curve epoch by epoch, and its
+    /// stopping decisions.
+    ///
+    /// Example: lcurve trial quickstart 2
+    Trial {
+        /// The sweep's name (see `lcurve ls`).
+        name: String,
+        /// The trial's ordinal (the `#` column of `lcurve show`).
+        ordinal: usize,
+        /// table: all three parts; csv: the curve; json: one object with all three.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Export a sweep's stored metrics with the hyperparameters that vary, for pandas, R or a
+    /// spreadsheet: long (a row per trial, epoch and metric) or --wide (a row per trial and
+    /// epoch).
+    ///
+    /// Example: lcurve export digits-reference --format csv --wide > curves.csv
+    Export {
+        /// The sweep's name (see `lcurve ls`).
+        name: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+        /// One row per trial and epoch, a column per metric.
+        #[arg(long)]
+        wide: bool,
     },
     /// Run one SQL statement on a read-only connection and print the rows.
     ///
@@ -146,6 +189,8 @@ enum Command {
     Query {
         /// One SQL statement, e.g. "select * from trial_summary".
         sql: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
 }
 
@@ -198,24 +243,57 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Ls => {
+        Command::Ls { format } => {
             let store = open_existing(&cli.db).await?;
-            say!("{}", inspect::sweeps_table(&store.sweeps().await?));
+            say!(
+                "{}",
+                inspect::sweeps_rows(&store.sweeps().await?).render(format)
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { name, limit } => {
+        Command::Show {
+            name,
+            limit,
+            sort,
+            reverse,
+            format,
+        } => {
             let store = open_existing(&cli.db).await?;
             let sweep = store.sweep(&name).await?;
             let (trials, metrics) = (
                 store.trials(sweep.id).await?,
                 store.metrics(sweep.id).await?,
             );
-            say!("{}", inspect::leaderboard_table(&trials, &metrics, limit));
+            let rows =
+                inspect::leaderboard_rows(&trials, &metrics, sort.as_deref(), reverse, limit)
+                    .map_err(anyhow::Error::msg)?;
+            say!("{}", rows.render(format));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Query { sql } => {
+        Command::Trial {
+            name,
+            ordinal,
+            format,
+        } => {
             let store = open_existing(&cli.db).await?;
-            let rows = inspect::query_table(store.pool(), &sql).await.map_err(|e| {
+            trial(&store, &name, ordinal, format).await
+        }
+        Command::Export { name, format, wide } => {
+            let store = open_existing(&cli.db).await?;
+            let sweep = store.sweep(&name).await?;
+            let (trials, metrics) = (
+                store.trials(sweep.id).await?,
+                store.metrics(sweep.id).await?,
+            );
+            say!(
+                "{}",
+                inspect::export_rows(&trials, &metrics, wide).render(format)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query { sql, format } => {
+            let store = open_existing(&cli.db).await?;
+            let rows = inspect::query_rows(store.pool(), &sql).await.map_err(|e| {
                 let code = e
                     .as_database_error()
                     .and_then(|d| d.code())
@@ -229,10 +307,83 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     anyhow::anyhow!("the query failed: {e}")
                 }
             })?;
-            say!("{}", rows);
+            match format {
+                Format::Table if rows.rows.is_empty() => say!("(no rows)"),
+                Format::Table => say!("{}\n({} rows)", rows.render(format), rows.rows.len()),
+                _ => say!("{}", rows.render(format)),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn trial(
+    store: &SqliteStore,
+    name: &str,
+    ordinal: usize,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let sweep = store.sweep(name).await?;
+    let trials = store.trials(sweep.id).await?;
+    let Some(t) = trials.iter().find(|t| t.ordinal == ordinal) else {
+        anyhow::bail!(
+            "sweep `{name}` has no trial {ordinal} (its trials are 0 to {}; see `lcurve show {name}`)",
+            trials.len().saturating_sub(1)
+        );
+    };
+    let points: Vec<_> = store
+        .metrics(sweep.id)
+        .await?
+        .into_iter()
+        .filter(|m| m.trial_id == t.id)
+        .collect();
+    let config = inspect::trial_config_rows(t);
+    let curve = inspect::curve_rows(&points);
+    let decisions = inspect::query_rows(
+        store.pool(),
+        &format!(
+            "SELECT epoch, rule, action, reason, details FROM decisions
+             WHERE trial_id = {} AND action <> 'continue' ORDER BY epoch, id",
+            t.id
+        ),
+    )
+    .await?;
+    match format {
+        Format::Table => {
+            say!(
+                "trial {ordinal} of `{name}`: {} after {} epochs{}",
+                t.state.as_str(),
+                t.epochs_run.unwrap_or(0),
+                t.stop_reason
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(" ({r})"))
+            );
+            say!("{}", config.render(format));
+            say!("{}", curve.render(format));
+            if decisions.rows.is_empty() {
+                say!("no stopping decisions other than continue");
+            } else {
+                say!("{}", decisions.render(format));
+            }
+        }
+        Format::Csv => say!("{}", curve.render(format)),
+        Format::Json => {
+            let parse = |r: &lcurve::output::Rows| {
+                serde_json::from_str::<serde_json::Value>(&r.render(Format::Json))
+                    .unwrap_or_default()
+            };
+            let doc = serde_json::json!({
+                "sweep": name,
+                "ordinal": ordinal,
+                "state": t.state.as_str(),
+                "config": t.config,
+                "curve": parse(&curve),
+                "decisions": parse(&decisions),
+            });
+            say!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {

@@ -1,14 +1,14 @@
-//! Text tables for `lcurve ls`, `show`, `plan` and `query`: plain functions from stored rows
-//! to the text a person reads.
+//! What `lcurve ls`, `show`, `plan`, `query`, `trial` and `export` print: plain functions
+//! from stored rows to [`Rows`] (or, for `plan`, a table for people).
 
 use std::collections::HashMap;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
+use crate::output::{Cell, Rows};
 use crate::spec::{PlannedTrial, Task, TrialConfig, varying};
 use crate::store::{MetricPoint, SweepOverview, TrialRow, TrialState};
-use crate::util::format_float;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -18,23 +18,27 @@ fn table(header: &[&str]) -> Table {
 }
 
 /// `lcurve ls`: one row per sweep with trial counts by state.
-pub fn sweeps_table(sweeps: &[SweepOverview]) -> String {
+pub fn sweeps_rows(sweeps: &[SweepOverview]) -> Rows {
     let mut header = vec!["sweep", "trials"];
     header.extend(TrialState::ALL.iter().map(|s| s.as_str()));
     header.extend(["created", "finished"]);
-    let mut t = table(&header);
+    let mut out = Rows::new(&header);
     for s in sweeps {
         let count = |state| s.counts.iter().find(|c| c.0 == state).map_or(0, |c| c.1);
         let mut row = vec![
-            s.sweep.name.clone(),
-            s.counts.iter().map(|c| c.1).sum::<usize>().to_string(),
+            Cell::text(s.sweep.name.clone()),
+            Cell::Int(s.counts.iter().map(|c| c.1).sum::<usize>() as i64),
         ];
-        row.extend(TrialState::ALL.iter().map(|&st| count(st).to_string()));
-        row.push(s.sweep.created_at.clone());
-        row.push(s.sweep.finished_at.clone().unwrap_or_else(|| "-".into()));
-        t.add_row(row);
+        row.extend(
+            TrialState::ALL
+                .iter()
+                .map(|&st| Cell::Int(count(st) as i64)),
+        );
+        row.push(Cell::text(s.sweep.created_at.clone()));
+        row.push(s.sweep.finished_at.clone().map_or(Cell::Null, Cell::Text));
+        out.rows.push(row);
     }
-    t.to_string()
+    out
 }
 
 /// A trial's place on the leaderboard.
@@ -122,46 +126,97 @@ fn param_cells(config: &TrialConfig, keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// `lcurve show`: the leaderboard with the hyperparameters that vary in the sweep.
-pub fn leaderboard_table(
+/// `lcurve show`: the leaderboard with the hyperparameters that vary in the sweep, best
+/// validation loss first, or sorted by `sort` (any column; best first for metrics,
+/// ascending otherwise; `reverse` flips it).
+pub fn leaderboard_rows(
     trials: &[TrialRow],
     metrics: &[MetricPoint],
+    sort: Option<&str>,
+    reverse: bool,
     limit: Option<usize>,
-) -> String {
+) -> Result<Rows, String> {
     let keys = param_columns(trials.iter().map(|t| &t.config));
     let regression = trials.iter().any(|t| t.config.task == Task::Regression);
     let score = if regression {
-        "best val_rmse"
+        "best_val_rmse"
     } else {
-        "best val_accuracy"
+        "best_val_accuracy"
     };
-    let mut header = vec!["#"];
+    let mut header = vec!["ordinal"];
     header.extend(&keys);
-    header.extend(["best val_loss", score, "epochs run", "state", "stop reason"]);
-    let mut t = table(&header);
-    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
-    for s in leaderboard(trials, metrics)
-        .into_iter()
-        .take(limit.unwrap_or(usize::MAX))
-    {
+    header.extend([
+        "best_val_loss",
+        score,
+        "epochs_run",
+        "epochs",
+        "state",
+        "stop_reason",
+    ]);
+    let mut out = Rows::new(&header);
+    for s in leaderboard(trials, metrics) {
         let tr = s.trial;
         let c = &tr.config;
-        let mut row = vec![tr.ordinal.to_string()];
-        row.extend(param_cells(c, &keys));
+        let mut row = vec![Cell::Int(tr.ordinal as i64)];
+        row.extend(param_cells(c, &keys).into_iter().map(Cell::Text));
         row.extend([
-            opt(s.best_val_loss),
-            opt(if regression {
+            Cell::opt_score(s.best_val_loss),
+            Cell::opt_score(if regression {
                 s.best_val_rmse
             } else {
                 s.best_val_accuracy
             }),
-            format!("{}/{}", s.epochs_run, c.epochs),
-            tr.state.as_str().to_string(),
-            tr.stop_reason.clone().unwrap_or_default(),
+            Cell::Int(s.epochs_run as i64),
+            Cell::Int(c.epochs as i64),
+            Cell::text(tr.state.as_str()),
+            tr.stop_reason.clone().map_or(Cell::Null, Cell::Text),
         ]);
-        t.add_row(row);
+        out.rows.push(row);
     }
-    t.to_string()
+    if let Some(col) = sort {
+        let i = out.column(col).ok_or_else(|| {
+            format!(
+                "--sort {col:?} is not a column (accepted: {})",
+                out.header.join(", ")
+            )
+        })?;
+        // Best first for metrics (accuracy is maximised); ascending otherwise.
+        let descending = col == "best_val_accuracy";
+        out.rows.sort_by(|a, b| {
+            let o = compare(&a[i], &b[i]);
+            if descending { o.reverse() } else { o }
+        });
+    }
+    if reverse {
+        out.rows.reverse();
+    }
+    out.rows.truncate(limit.unwrap_or(usize::MAX));
+    Ok(out)
+}
+
+/// Orders cells: numbers by value, text alphabetically, empty last.
+fn compare(a: &Cell, b: &Cell) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    let num = |c: &Cell| match c {
+        Cell::Int(i) => Some(*i as f64),
+        Cell::Num(x) | Cell::Score(x) if !x.is_nan() => Some(*x),
+        Cell::Text(t) => t.parse::<f64>().ok(),
+        _ => None,
+    };
+    match (a, b) {
+        (Cell::Null, Cell::Null) => Equal,
+        (Cell::Null, _) => Greater,
+        (_, Cell::Null) => Less,
+        _ => match (num(a), num(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (None, None) => match (a, b) {
+                (Cell::Text(x), Cell::Text(y)) => x.cmp(y),
+                _ => Equal,
+            },
+        },
+    }
 }
 
 /// `lcurve plan`: the first `limit` trials the sweep expands to, with the hyperparameters
@@ -200,33 +255,143 @@ pub fn plan_table(planned: &[PlannedTrial], stored: &[TrialRow], limit: usize) -
     out
 }
 
-/// Runs `sql` on `pool` (open it read-only) and formats whatever comes back.
-pub async fn query_table(pool: &sqlx::SqlitePool, sql: &str) -> Result<String, sqlx::Error> {
+/// Runs `sql` on `pool` (open it read-only) and returns whatever comes back.
+pub async fn query_rows(pool: &sqlx::SqlitePool, sql: &str) -> Result<Rows, sqlx::Error> {
     let rows = sqlx::query(sql).fetch_all(pool).await?;
     let Some(first) = rows.first() else {
-        return Ok("(no rows)".to_string());
+        return Ok(Rows::default());
     };
     let names: Vec<&str> = first.columns().iter().map(|c| c.name()).collect();
-    let mut t = table(&names);
+    let mut out = Rows::new(&names);
     for row in &rows {
-        let cells = (0..names.len())
-            .map(|i| cell(row, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        t.add_row(cells);
+        out.rows.push(
+            (0..names.len())
+                .map(|i| cell(row, i))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
     }
-    Ok(format!("{t}\n({} rows)", rows.len()))
+    Ok(out)
 }
 
-fn cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<String, sqlx::Error> {
+fn cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Cell, sqlx::Error> {
     let raw = row.try_get_raw(i)?;
     if raw.is_null() {
-        return Ok("NULL".into());
+        return Ok(Cell::Null);
     }
     let kind = raw.type_info().name().to_string();
     Ok(match kind.as_str() {
-        "INTEGER" => row.try_get::<i64, _>(i)?.to_string(),
-        "REAL" => format_float(row.try_get::<f64, _>(i)?),
-        "BLOB" => format!("<{} bytes>", row.try_get::<Vec<u8>, _>(i)?.len()),
-        _ => row.try_get::<String, _>(i)?,
+        "INTEGER" => Cell::Int(row.try_get::<i64, _>(i)?),
+        "REAL" => Cell::Num(row.try_get::<f64, _>(i)?),
+        "BLOB" => Cell::Text(format!("<{} bytes>", row.try_get::<Vec<u8>, _>(i)?.len())),
+        _ => Cell::Text(row.try_get::<String, _>(i)?),
     })
+}
+
+/// `lcurve trial`: one trial's every setting as `(key, value)` rows.
+pub fn trial_config_rows(trial: &TrialRow) -> Rows {
+    let mut out = Rows::new(&["key", "value"]);
+    let json = serde_json::to_value(&trial.config).unwrap_or_default();
+    if let serde_json::Value::Object(map) = json {
+        for (k, v) in map {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            out.rows.push(vec![Cell::Text(k), Cell::Text(text)]);
+        }
+    }
+    out
+}
+
+/// `lcurve trial`: one trial's curve, a row per epoch.
+pub fn curve_rows(points: &[MetricPoint]) -> Rows {
+    let curve = crate::replay::curve_of(points);
+    let mut out = Rows::new(&[
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_rmse",
+        "epoch_seconds",
+    ]);
+    for r in curve {
+        out.rows.push(vec![
+            Cell::Int(r.epoch as i64),
+            Cell::Num(r.train_loss),
+            Cell::Num(r.val_loss),
+            Cell::opt_num(r.val_accuracy),
+            Cell::opt_num(r.val_rmse),
+            Cell::Num(r.seconds),
+        ]);
+    }
+    out
+}
+
+/// `lcurve export`: every stored metric of a sweep, with the hyperparameters that vary.
+/// Long: a row per trial, epoch and metric; wide: a row per trial and epoch.
+pub fn export_rows(trials: &[TrialRow], metrics: &[MetricPoint], wide: bool) -> Rows {
+    let keys = varying(trials.iter().map(|t| &t.config));
+    let by_id: HashMap<i64, &TrialRow> = trials.iter().map(|t| (t.id, t)).collect();
+    let mut header = vec!["ordinal"];
+    header.extend(&keys);
+    if wide {
+        header.extend([
+            "epoch",
+            "train_loss",
+            "val_loss",
+            "val_accuracy",
+            "val_rmse",
+            "epoch_seconds",
+        ]);
+    } else {
+        header.extend(["epoch", "metric", "value"]);
+    }
+    let mut out = Rows::new(&header);
+    let lead = |t: &TrialRow| {
+        let mut row = vec![Cell::Int(t.ordinal as i64)];
+        row.extend(param_cells(&t.config, &keys).into_iter().map(Cell::Text));
+        row
+    };
+    if wide {
+        let mut per: HashMap<i64, Vec<MetricPoint>> = HashMap::new();
+        for m in metrics {
+            per.entry(m.trial_id).or_default().push(m.clone());
+        }
+        for t in trials {
+            for r in crate::replay::curve_of(per.get(&t.id).map_or(&[][..], |v| v.as_slice())) {
+                let mut row = lead(t);
+                row.extend([
+                    Cell::Int(r.epoch as i64),
+                    Cell::Num(r.train_loss),
+                    Cell::Num(r.val_loss),
+                    Cell::opt_num(r.val_accuracy),
+                    Cell::opt_num(r.val_rmse),
+                    Cell::Num(r.seconds),
+                ]);
+                out.rows.push(row);
+            }
+        }
+    } else {
+        let mut sorted: Vec<&MetricPoint> = metrics.iter().collect();
+        sorted.sort_by_key(|m| {
+            (
+                by_id.get(&m.trial_id).map_or(usize::MAX, |t| t.ordinal),
+                m.epoch,
+                m.name.clone(),
+            )
+        });
+        for m in sorted {
+            let Some(t) = by_id.get(&m.trial_id) else {
+                continue;
+            };
+            let mut row = lead(t);
+            row.extend([
+                Cell::Int(m.epoch as i64),
+                Cell::text(m.name.clone()),
+                Cell::Num(m.value),
+            ]);
+            out.rows.push(row);
+        }
+    }
+    out
 }

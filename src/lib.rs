@@ -3,6 +3,7 @@
 pub mod data;
 pub mod inspect;
 pub mod lock;
+pub mod output;
 pub mod replay;
 pub mod report;
 pub mod run;

@@ -110,7 +110,7 @@ fn a_real_sweep_stores_every_epoch_and_draws_charts() {
     );
     let show = lcurve(dir, &["show", "tiny"]);
     assert!(
-        show.status.success() && text(&show).contains("relu") && text(&show).contains("2/2"),
+        show.status.success() && text(&show).contains("relu") && text(&show).contains("completed"),
         "{}",
         text(&show)
     );
@@ -382,7 +382,7 @@ fn a_csv_sweep_runs_records_its_data_and_refuses_changed_data() {
         text(&data)
     );
     let show = lcurve(dir, &["show", "csvreg"]);
-    assert!(text(&show).contains("best val_rmse"), "{}", text(&show));
+    assert!(text(&show).contains("best_val_rmse"), "{}", text(&show));
 
     // The same sweep on changed data is refused, and nothing is written.
     // WAL pages may move into the main file when a connection closes, so compare content.
@@ -496,7 +496,7 @@ fn the_committed_0_1_database_is_upgraded_in_place() {
     let show = lcurve(dir, &["show", "fixture"]);
     assert!(show.status.success(), "{}", text(&show));
     assert!(
-        text(&show).contains("2/4") && text(&show).contains("stopped"),
+        text(&show).contains("stopped") && text(&show).contains("1.5860"),
         "{}",
         text(&show)
     );
@@ -636,4 +636,118 @@ fn replay_compares_policies_on_stored_curves_and_draws_them() {
         "{}",
         text(&bad)
     );
+}
+
+#[test]
+fn show_trial_export_and_query_print_tables_csv_and_json() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let sweep = "name = \"fmt\"\n[params]\nlearning_rate = [0.03, 0.01, 0.003]\nbatch_size = 32\nepochs = 4\nactivation = [\"relu\", \"tanh\"]\n";
+    std::fs::write(dir.join("fmt.toml"), sweep).unwrap();
+    assert!(
+        lcurve(dir, &["run", "fmt.toml", "--synthetic-trainer", "0"])
+            .status
+            .success()
+    );
+
+    // show: CSV parses, best first; --sort and --reverse reorder; a bad column is named.
+    let csv = lcurve(dir, &["show", "fmt", "--format", "csv"]);
+    let out = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "ordinal,learning_rate,activation,best_val_loss,best_val_accuracy,epochs_run,epochs,state,stop_reason"
+    );
+    assert_eq!(lines.len(), 7, "{out}");
+    let losses: Vec<f64> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
+    let sorted = lcurve(
+        dir,
+        &[
+            "show",
+            "fmt",
+            "--format",
+            "csv",
+            "--sort",
+            "learning_rate",
+            "--limit",
+            "2",
+        ],
+    );
+    let out = String::from_utf8(sorted.stdout).unwrap();
+    assert!(out.lines().skip(1).all(|l| l.contains(",0.003,")), "{out}");
+    let bad = lcurve(dir, &["show", "fmt", "--sort", "colour"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("--sort \"colour\" is not a column (accepted: ordinal, learning_rate"),
+        "{}",
+        text(&bad)
+    );
+
+    // ls and query as JSON.
+    let ls = lcurve(dir, &["ls", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(
+        (v[0]["sweep"].as_str(), v[0]["completed"].as_i64()),
+        (Some("fmt"), Some(6))
+    );
+    let q = lcurve(
+        dir,
+        &[
+            "query",
+            "select ordinal, best_val_loss from trial_summary order by ordinal",
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 6);
+    assert!(v[0]["best_val_loss"].as_f64().unwrap() > 0.0);
+
+    // trial: config, curve and decisions; CSV is the curve; JSON has all three.
+    let t = lcurve(dir, &["trial", "fmt", "2"]);
+    let shown = text(&t);
+    assert!(t.status.success(), "{shown}");
+    assert!(
+        shown.starts_with("trial 2 of `fmt`: completed after 4 epochs"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("learning_rate") && shown.contains("split_seed"),
+        "{shown}"
+    );
+    let t = lcurve(dir, &["trial", "fmt", "2", "--format", "csv"]);
+    let out = String::from_utf8(t.stdout).unwrap();
+    assert_eq!(out.lines().count(), 1 + 4, "{out}");
+    assert!(
+        out.starts_with("epoch,train_loss,val_loss,val_accuracy,val_rmse,epoch_seconds\n1,"),
+        "{out}"
+    );
+    let t = lcurve(dir, &["trial", "fmt", "2", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    assert_eq!(v["config"]["learning_rate"], 0.01);
+    assert_eq!(v["curve"].as_array().unwrap().len(), 4);
+    let missing = lcurve(dir, &["trial", "fmt", "9"]);
+    assert!(
+        text(&missing).contains("sweep `fmt` has no trial 9 (its trials are 0 to 5"),
+        "{}",
+        text(&missing)
+    );
+
+    // export: long has a row per trial, epoch and metric; wide a row per trial and epoch.
+    let long = lcurve(dir, &["export", "fmt"]);
+    let out = String::from_utf8(long.stdout).unwrap();
+    assert_eq!(
+        out.lines().next(),
+        Some("ordinal,learning_rate,activation,epoch,metric,value")
+    );
+    assert_eq!(out.lines().count(), 1 + 6 * 4 * 4, "{out}");
+    let wide = lcurve(dir, &["export", "fmt", "--wide", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&wide.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 6 * 4);
+    assert_eq!(v[0]["activation"], "relu");
+    assert!(v[0]["val_rmse"].is_null(), "classification has no RMSE");
 }
