@@ -751,3 +751,70 @@ fn show_trial_export_and_query_print_tables_csv_and_json() {
     assert_eq!(v[0]["activation"], "relu");
     assert!(v[0]["val_rmse"].is_null(), "classification has no RMSE");
 }
+
+/// The queries in the README's "Queries people write", on a small sweep named `q`.
+#[test]
+fn the_documented_queries_run() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let sweep = "name = \"q\"\n[params]\nlearning_rate = [0.03, 0.003]\nbatch_size = 32\nepochs = 12\nactivation = [\"relu\", \"tanh\"]\n[stopping]\npatience = 3\n";
+    std::fs::write(dir.join("q.toml"), sweep).unwrap();
+    assert!(
+        lcurve(dir, &["run", "q.toml", "--synthetic-trainer", "0"])
+            .status
+            .success()
+    );
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("### Queries people write")
+        .nth(1)
+        .and_then(|s| s.split("```sql").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the README has the queries");
+    let queries: Vec<String> = section
+        .split(';')
+        .map(|q| {
+            q.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|q| !q.trim().is_empty())
+        .collect();
+    assert_eq!(queries.len(), 5, "{queries:?}");
+    let mut outputs = Vec::new();
+    for q in &queries {
+        let out = lcurve(dir, &["query", q, "--format", "json"]);
+        assert!(out.status.success(), "{q}\n{}", text(&out));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        outputs.push(rows);
+    }
+    assert_eq!(
+        outputs[0].as_array().unwrap().len(),
+        2,
+        "one row per activation"
+    );
+    assert!(
+        outputs[2]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["epoch"].as_i64().unwrap() >= 1)
+    );
+    assert!(
+        !outputs[3].as_array().unwrap().is_empty(),
+        "trial 2's curve"
+    );
+    // The Python example's query, through Python's own sqlite3 module when Python is here.
+    let python = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; con=sqlite3.connect(sys.argv[1]); print(con.execute(\"select count(*) from trial_summary s join epoch_metrics m using (trial_id) where s.sweep = ?\", ('q',)).fetchone()[0])")
+        .arg(&db.path)
+        .output();
+    if let Ok(p) = python {
+        assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+        let n: usize = String::from_utf8_lossy(&p.stdout).trim().parse().unwrap();
+        assert!(n >= 4 * 3, "{n} trial-epochs");
+    }
+}
