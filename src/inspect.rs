@@ -9,6 +9,7 @@ use sqlx::{Column, Row, TypeInfo, ValueRef};
 use crate::output::{Cell, Rows};
 use crate::spec::{PlannedTrial, Task, TrialConfig, varying};
 use crate::store::{MetricPoint, SweepOverview, TrialRow, TrialState};
+use crate::trainer::EpochReport;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -303,26 +304,32 @@ pub fn trial_config_rows(trial: &TrialRow) -> Rows {
     out
 }
 
+/// The columns of a curve, a row per epoch.
+const CURVE_COLUMNS: [&str; 6] = [
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_rmse",
+    "epoch_seconds",
+];
+
+fn curve_cells(r: &EpochReport) -> [Cell; 6] {
+    [
+        Cell::Int(r.epoch as i64),
+        Cell::Num(r.train_loss),
+        Cell::Num(r.val_loss),
+        Cell::opt_num(r.val_accuracy),
+        Cell::opt_num(r.val_rmse),
+        Cell::Num(r.seconds),
+    ]
+}
+
 /// `lcurve trial`: one trial's curve, a row per epoch.
 pub fn curve_rows(points: &[MetricPoint]) -> Rows {
-    let curve = crate::replay::curve_of(points);
-    let mut out = Rows::new(&[
-        "epoch",
-        "train_loss",
-        "val_loss",
-        "val_accuracy",
-        "val_rmse",
-        "epoch_seconds",
-    ]);
-    for r in curve {
-        out.rows.push(vec![
-            Cell::Int(r.epoch as i64),
-            Cell::Num(r.train_loss),
-            Cell::Num(r.val_loss),
-            Cell::opt_num(r.val_accuracy),
-            Cell::opt_num(r.val_rmse),
-            Cell::Num(r.seconds),
-        ]);
+    let mut out = Rows::new(&CURVE_COLUMNS);
+    for r in crate::replay::curve_of(points) {
+        out.rows.push(curve_cells(&r).into());
     }
     out
 }
@@ -335,14 +342,7 @@ pub fn export_rows(trials: &[TrialRow], metrics: &[MetricPoint], wide: bool) -> 
     let mut header = vec!["ordinal"];
     header.extend(&keys);
     if wide {
-        header.extend([
-            "epoch",
-            "train_loss",
-            "val_loss",
-            "val_accuracy",
-            "val_rmse",
-            "epoch_seconds",
-        ]);
+        header.extend(CURVE_COLUMNS);
     } else {
         header.extend(["epoch", "metric", "value"]);
     }
@@ -360,14 +360,7 @@ pub fn export_rows(trials: &[TrialRow], metrics: &[MetricPoint], wide: bool) -> 
         for t in trials {
             for r in crate::replay::curve_of(per.get(&t.id).map_or(&[][..], |v| v.as_slice())) {
                 let mut row = lead(t);
-                row.extend([
-                    Cell::Int(r.epoch as i64),
-                    Cell::Num(r.train_loss),
-                    Cell::Num(r.val_loss),
-                    Cell::opt_num(r.val_accuracy),
-                    Cell::opt_num(r.val_rmse),
-                    Cell::Num(r.seconds),
-                ]);
+                row.extend(curve_cells(&r));
                 out.rows.push(row);
             }
         }

@@ -101,8 +101,14 @@ pub async fn run<S: Store, T: Trainer>(
 
     loop {
         while !cancelled && running.len() < opts.max_parallel.max(1) {
-            // Promotions first, as ASHA prefers them to new trials.
-            if let Some((trial, decision)) = book.promotable() {
+            // Promotions first, as ASHA prefers them to new trials; with nothing else left,
+            // the leader of the highest rung goes on.
+            let promotion = book.promotable().or_else(|| {
+                (exhausted && running.is_empty())
+                    .then(|| book.promote_leader())
+                    .flatten()
+            });
+            if let Some((trial, decision)) = promotion {
                 resume(
                     store,
                     &mut book,
@@ -138,23 +144,6 @@ pub async fn run<S: Store, T: Trainer>(
                     progress.started(&running[&id].claim, &ordinals(&running));
                 }
             }
-        }
-        if running.is_empty()
-            && exhausted
-            && !cancelled
-            && let Some((trial, decision)) = book.promote_leader()
-        {
-            resume(
-                store,
-                &mut book,
-                trial,
-                decision,
-                &trainer,
-                &tx,
-                &mut running,
-            )
-            .await?;
-            progress.started(&running[&trial].claim, &ordinals(&running));
         }
         if running.is_empty() {
             if !cancelled {
