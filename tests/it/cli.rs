@@ -387,12 +387,11 @@ fn a_csv_sweep_runs_records_its_data_and_refuses_changed_data() {
     // The same sweep on changed data is refused, and nothing is written.
     // WAL pages may move into the main file when a connection closes, so compare content.
     let dump = || {
-        let out = Command::new("sqlite3")
-            .arg(dir.join("lcurve.db"))
-            .arg(".dump")
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap()
+        crate::support::sql(
+            &dir.join("lcurve.db"),
+            "select name, spec_hash, data, (select count(*) from trials), (select group_concat(value) from metrics) from sweeps",
+        )
+        .unwrap()
     };
     let before = dump();
     std::fs::write(

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::TempDb;
+use crate::support::{TempDb, sql};
 
 /// 8 trials of 15 synthetic epochs, two at a time, with patience so decisions are stored too.
 const SWEEP: &str = r#"
@@ -57,32 +57,16 @@ fn run_synthetic(dir: &Path, file: &str, ms: u64) -> Command {
     )
 }
 
-fn sqlite(db: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("sqlite3 is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+fn sqlite(db: &Path, query: &str) -> String {
+    sql(db, query).unwrap_or_else(|e| panic!("{query}: {e}"))
 }
 
 /// Whether the run in `db` has a trial training yet (false while the file or its tables are
 /// still being created).
 fn training(db: &Path) -> bool {
-    Command::new("sqlite3")
-        .arg(db)
-        .arg("select count(*) from trials where state = 'running'")
-        .output()
-        .is_ok_and(|o| {
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout).trim() != "0"
-                && !o.stdout.is_empty()
-        })
+    db.exists()
+        && sql(db, "select count(*) from trials where state = 'running'")
+            .is_ok_and(|n| !n.is_empty() && n != "0")
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -292,12 +276,10 @@ fn a_bad_environment_gets_a_clear_error_and_recovers() {
     // A file that is not SQLite, and a database from a newer lcurve: refused, left as they were.
     std::fs::write(dir.join("notes.db"), "my notes, not a database\n").unwrap();
     let future = dir.join("future.db");
-    let made = Command::new("sqlite3")
-        .arg(&future)
-        .arg("create table _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL); insert into _sqlx_migrations (version, description, success, checksum, execution_time) values (20991231000000, 'future', 1, x'00', 0)")
-        .status()
-        .unwrap();
-    assert!(made.success());
+    sqlite(
+        &future,
+        "create table _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL); insert into _sqlx_migrations (version, description, success, checksum, execution_time) values (20991231000000, 'future', 1, x'00', 0)",
+    );
     for (file, expected) in [
         ("notes.db", "it is not an SQLite database"),
         (

@@ -37,3 +37,58 @@ impl TempDb {
         SqliteStore::open(&self.path).await.expect("open store")
     }
 }
+
+/// Runs SQL on the database file `db` as a separate reader would: with the `sqlite3`
+/// command-line tool when it is installed (`.ci/run` installs it), else through sqlx on a
+/// connection of its own. Rows come back as lines of `|`-separated values, as `sqlite3`
+/// prints them; `Err` carries the error text.
+pub fn sql(db: &Path, query: &str) -> Result<String, String> {
+    if let Ok(out) = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(query)
+        .output()
+    {
+        return if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        };
+    }
+    use sqlx::{Column, Connection, Row, ValueRef};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = sqlx::raw_sql(query)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                (0..r.columns().len())
+                    .map(|i| {
+                        if r.try_get_raw(i).map(|v| v.is_null()).unwrap_or(true) {
+                            String::new()
+                        } else if let Ok(v) = r.try_get::<i64, _>(i) {
+                            v.to_string()
+                        } else if let Ok(v) = r.try_get::<f64, _>(i) {
+                            v.to_string()
+                        } else {
+                            r.try_get::<String, _>(i).unwrap_or_default()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        let _ = conn.close().await;
+        Ok(lines.join("\n"))
+    })
+}
