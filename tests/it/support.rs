@@ -54,7 +54,7 @@ pub fn sql(db: &Path, query: &str) -> Result<String, String> {
             Err(String::from_utf8_lossy(&out.stderr).to_string())
         };
     }
-    use sqlx::{Column, Connection, Row, ValueRef};
+    use sqlx::{Connection, Row, ValueRef};
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| e.to_string())?;
