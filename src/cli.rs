@@ -166,6 +166,20 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Compare two sweeps: their leaderboards side by side, best validation loss first.
+    ///
+    /// Example: lcurve compare digits-reference digits-asha --limit 5
+    Compare {
+        /// The first sweep's name.
+        a: String,
+        /// The second sweep's name.
+        b: String,
+        /// Show this many of each.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Export a sweep's stored metrics with the hyperparameters that vary, for pandas, R or a
     /// spreadsheet: long (a row per trial, epoch and metric) or --wide (a row per trial and
     /// epoch).
@@ -277,6 +291,20 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_existing(&cli.db).await?;
             trial(&store, &name, ordinal, format).await
+        }
+        Command::Compare {
+            a,
+            b,
+            limit,
+            format,
+        } => {
+            let store = open_existing(&cli.db).await?;
+            let (sa, sb) = (store.sweep(&a).await?, store.sweep(&b).await?);
+            let (ta, ma) = (store.trials(sa.id).await?, store.metrics(sa.id).await?);
+            let (tb, mb) = (store.trials(sb.id).await?, store.metrics(sb.id).await?);
+            let rows = inspect::compare_rows((&a, &ta, &ma), (&b, &tb, &mb), limit);
+            say!("{}", rows.render(format));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Export { name, format, wide } => {
             let store = open_existing(&cli.db).await?;
@@ -652,6 +680,27 @@ fn print_report(report: &lcurve::report::ReportOutcome) {
 struct Printer {
     total: usize,
     done: usize,
+    /// When this run began, and how many trials it has finished (for the ETA).
+    since: Option<Instant>,
+    done_here: usize,
+}
+
+impl Printer {
+    /// `, about 12s left`: this run's pace so far times the trials still to finish.
+    fn eta(&self) -> String {
+        let (Some(since), left) = (self.since, self.total.saturating_sub(self.done)) else {
+            return String::new();
+        };
+        if left == 0 || self.done_here == 0 {
+            return String::new();
+        }
+        let secs = since.elapsed().as_secs_f64() / self.done_here as f64 * left as f64;
+        if secs < 90.0 {
+            format!(", about {secs:.0}s left")
+        } else {
+            format!(", about {:.0} min left", secs / 60.0)
+        }
+    }
 }
 
 impl Progress for Printer {
@@ -664,6 +713,7 @@ impl Progress for Printer {
     fn begin(&mut self, total: usize, already_finished: usize) {
         self.total = total;
         self.done = already_finished;
+        self.since = Some(Instant::now());
     }
 
     fn started(&mut self, trial: &ClaimedTrial, running: &[usize]) {
@@ -681,18 +731,20 @@ impl Progress for Printer {
 
     fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
         self.done += 1;
+        self.done_here += 1;
         let best = o
             .best
             .map_or("-".into(), |(e, v)| format!("{v:.4} at epoch {e}"));
         eprintln!(
-            "[{:>3}/{}] #{ordinal:<3} {label}: {} after {} epochs, best {best}{}   running: {running:?}",
+            "[{:>3}/{}] #{ordinal:<3} {label}: {} after {} epochs, best {best}{}   running: {running:?}{}",
             self.done,
             self.total,
             o.state.as_str(),
             o.epochs_run,
             o.error
                 .as_ref()
-                .map_or(String::new(), |e| format!(" ({e})"))
+                .map_or(String::new(), |e| format!(" ({e})")),
+            self.eta()
         );
     }
 }

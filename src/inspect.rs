@@ -388,3 +388,45 @@ pub fn export_rows(trials: &[TrialRow], metrics: &[MetricPoint], wide: bool) -> 
     }
     out
 }
+
+/// `lcurve compare`: two sweeps' leaderboards side by side, best validation loss first; each
+/// trial named by its ordinal and the hyperparameters that vary in its sweep.
+pub fn compare_rows(
+    a: (&str, &[TrialRow], &[MetricPoint]),
+    b: (&str, &[TrialRow], &[MetricPoint]),
+    limit: usize,
+) -> Rows {
+    let side = |(_, trials, metrics): (&str, &[TrialRow], &[MetricPoint])| {
+        let keys = param_columns(trials.iter().map(|t| &t.config));
+        leaderboard(trials, metrics)
+            .into_iter()
+            .take(limit)
+            .map(|s| {
+                let params: Vec<String> = keys
+                    .iter()
+                    .zip(param_cells(&s.trial.config, &keys))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                (
+                    format!("#{} {}", s.trial.ordinal, params.join(" ")),
+                    s.best_val_loss,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (left, right) = (side(a), side(b));
+    let (a_trial, a_loss) = (format!("{} trial", a.0), format!("{} best_val_loss", a.0));
+    let (b_trial, b_loss) = (format!("{} trial", b.0), format!("{} best_val_loss", b.0));
+    let mut out = Rows::new(&["rank", &a_trial, &a_loss, &b_trial, &b_loss]);
+    for i in 0..left.len().max(right.len()) {
+        let cells = |v: &[(String, Option<f64>)]| match v.get(i) {
+            Some((label, loss)) => [Cell::text(label.clone()), Cell::opt_score(*loss)],
+            None => [Cell::Null, Cell::Null],
+        };
+        let mut row = vec![Cell::Int(i as i64 + 1)];
+        row.extend(cells(&left));
+        row.extend(cells(&right));
+        out.rows.push(row);
+    }
+    out
+}

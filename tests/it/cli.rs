@@ -59,8 +59,10 @@ fn a_real_sweep_stores_every_epoch_and_draws_charts() {
     let out = lcurve(dir, &["run", "tiny.toml"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("[  2/2]"),
-        "progress is shown: {}",
+        text(&out).contains("[  2/2]")
+            && text(&out).contains("[  1/2]")
+            && text(&out).contains("s left"),
+        "progress, with the time left, is shown: {}",
         text(&out)
     );
 
@@ -734,6 +736,38 @@ fn show_trial_export_and_query_print_tables_csv_and_json() {
         text(&missing).contains("sweep `fmt` has no trial 9 (its trials are 0 to 5"),
         "{}",
         text(&missing)
+    );
+
+    // compare: two sweeps side by side, best first.
+    std::fs::write(
+        dir.join("fmt2.toml"),
+        sweep
+            .replace("\"fmt\"", "\"fmt2\"")
+            .replace("epochs = 4", "epochs = 2"),
+    )
+    .unwrap();
+    assert!(
+        lcurve(dir, &["run", "fmt2.toml", "--synthetic-trainer", "0"])
+            .status
+            .success()
+    );
+    let c = lcurve(
+        dir,
+        &["compare", "fmt", "fmt2", "--limit", "3", "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v[0]["rank"], 1);
+    assert!(
+        v[0]["fmt trial"]
+            .as_str()
+            .unwrap()
+            .contains("learning_rate=0.03"),
+        "{v}"
+    );
+    assert!(
+        v[0]["fmt best_val_loss"].as_f64().unwrap() < v[0]["fmt2 best_val_loss"].as_f64().unwrap(),
+        "4 epochs beat 2: {v}"
     );
 
     // export: long has a row per trial, epoch and metric; wide a row per trial and epoch.
