@@ -573,27 +573,30 @@ async fn replay(
         );
     }
     let outcomes = replay(&policies, &curves, max_parallel, metric);
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_header(vec![
-            "policy",
-            "trial-epochs",
-            "of full grid",
-            "best trial kept",
-            &format!("best {}", metric.name()),
-            "regret",
-        ]);
+    let best = format!("best {}", metric.name());
+    let mut t = lcurve::output::Rows::new(&[
+        "policy",
+        "trial-epochs",
+        "of full grid",
+        "best trial kept",
+        &best,
+        "regret",
+    ]);
     for o in &outcomes {
-        t.add_row(vec![
-            o.policy.clone(),
-            o.trial_epochs.to_string(),
-            format!("{:.1}%", 100.0 * o.fraction),
-            if o.top1_kept { "yes" } else { "no" }.to_string(),
-            format!("{:.4}", o.best_found),
-            format!("{:.4}", o.regret),
-        ]);
+        t.rows.push(
+            [
+                o.policy.clone(),
+                o.trial_epochs.to_string(),
+                format!("{:.1}%", 100.0 * o.fraction),
+                if o.top1_kept { "yes" } else { "no" }.to_string(),
+                format!("{:.4}", o.best_found),
+                format!("{:.4}", o.regret),
+            ]
+            .map(lcurve::output::Cell::Text)
+            .to_vec(),
+        );
     }
-    say!("{t}");
+    say!("{}", t.render(Format::Table));
     say!(
         "{} trials, {} stored trial-epochs, {max_parallel} at once; metric {}",
         curves.len(),

@@ -3,20 +3,12 @@
 
 use std::collections::HashMap;
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
-use crate::output::{Cell, Rows};
+use crate::output::{Cell, Format, Rows};
 use crate::spec::{PlannedTrial, Task, TrialConfig, varying};
 use crate::store::{MetricPoint, SweepOverview, TrialRow, TrialState};
 use crate::trainer::EpochReport;
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    t
-}
 
 /// `lcurve ls`: one row per sweep with trial counts by state.
 pub fn sweeps_rows(sweeps: &[SweepOverview]) -> Rows {
@@ -227,25 +219,21 @@ pub fn plan_table(planned: &[PlannedTrial], stored: &[TrialRow], limit: usize) -
     let mut header = vec!["#"];
     header.extend(&keys);
     header.push("stored state");
-    let mut t = table(&header);
+    let mut t = Rows::new(&header);
     // Trials are matched by their config, as the store does (by its hash).
     let states: HashMap<String, &str> = stored
         .iter()
         .map(|s| (s.config.hash(), s.state.as_str()))
         .collect();
     for p in planned.iter().take(limit) {
-        let mut row = vec![p.ordinal.to_string()];
-        row.extend(param_cells(&p.config, &keys));
-        row.push(
-            states
-                .get(&p.config.hash())
-                .copied()
-                .unwrap_or("new")
-                .to_string(),
-        );
-        t.add_row(row);
+        let mut row = vec![Cell::Int(p.ordinal as i64)];
+        row.extend(param_cells(&p.config, &keys).into_iter().map(Cell::Text));
+        row.push(Cell::text(
+            states.get(&p.config.hash()).copied().unwrap_or("new"),
+        ));
+        t.rows.push(row);
     }
-    let mut out = t.to_string();
+    let mut out = t.render(Format::Table);
     if planned.len() > limit {
         out.push_str(&format!(
             "\n... and {} more trials (--limit {} lists them all)",

@@ -62,19 +62,25 @@ pub fn parse_policy(text: &str, metric: Metric) -> Result<Policy, String> {
             kv.insert(k.trim().to_string(), v);
         }
         let mut take = |key: &str, default: f64| kv.remove(key).unwrap_or(default);
+        let (dp, dm, dx, da) = (
+            PatienceSpec::default(),
+            MedianSpec::default(),
+            ExtrapolationSpec::default(),
+            AshaSpec::default(),
+        );
         match name.trim() {
             "patience" => {
                 spec.patience = Some(PatienceSpec {
-                    patience: take("patience", 5.0).max(1.0) as usize,
-                    min_delta: take("min_delta", 0.0),
-                    warmup: take("warmup", 0.0) as usize,
+                    patience: take("patience", dp.patience as f64).max(1.0) as usize,
+                    min_delta: take("min_delta", dp.min_delta),
+                    warmup: take("warmup", dp.warmup as f64) as usize,
                 });
             }
             "median" => {
                 spec.median = Some(MedianSpec {
-                    warmup: take("warmup", 5.0) as usize,
-                    min_peers: take("min_peers", 4.0).max(1.0) as usize,
-                    percentile: take("percentile", 50.0).clamp(0.0, 100.0),
+                    warmup: take("warmup", dm.warmup as f64) as usize,
+                    min_peers: take("min_peers", dm.min_peers as f64).max(1.0) as usize,
+                    percentile: take("percentile", dm.percentile).clamp(0.0, 100.0),
                 });
             }
             "threshold" => {
@@ -87,14 +93,14 @@ pub fn parse_policy(text: &str, metric: Metric) -> Result<Policy, String> {
             }
             "asha" => {
                 spec.asha = Some(AshaSpec {
-                    min_epochs: take("min_epochs", 1.0).max(1.0) as usize,
-                    eta: take("eta", 3.0).max(2.0) as usize,
+                    min_epochs: take("min_epochs", da.min_epochs as f64).max(1.0) as usize,
+                    eta: take("eta", da.eta as f64).max(2.0) as usize,
                 });
             }
             "extrapolation" => {
                 spec.extrapolation = Some(ExtrapolationSpec {
-                    warmup: take("warmup", 5.0).max(4.0) as usize,
-                    min_probability: take("min_probability", 0.05),
+                    warmup: take("warmup", dx.warmup as f64).max(4.0) as usize,
+                    min_probability: take("min_probability", dx.min_probability),
                 });
             }
             "iepoch" | "i-epoch" => {
@@ -227,19 +233,18 @@ fn epochs_used(
     match policy {
         Policy::Full => curves.iter().map(|c| c.curve.len()).collect(),
         Policy::IEpoch { epoch, top } => {
-            let peers = Peers::new(metric);
             let mut ranked: Vec<(usize, f64)> = curves
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
                     let n = (*epoch).min(c.curve.len());
-                    (i, peers.best_of(c.curve[..n].iter().map(|r| r.get(metric))))
+                    (i, metric.best(c.curve[..n].iter().map(|r| r.get(metric))))
                 })
                 .collect();
             ranked.sort_by(|a, b| {
-                if peers.better(a.1, b.1) {
+                if metric.better(a.1, b.1) {
                     std::cmp::Ordering::Less
-                } else if peers.better(b.1, a.1) {
+                } else if metric.better(b.1, a.1) {
                     std::cmp::Ordering::Greater
                 } else {
                     a.0.cmp(&b.0)
@@ -349,13 +354,12 @@ pub fn replay(
     max_parallel: usize,
     metric: Metric,
 ) -> Vec<Outcome> {
-    let peers = Peers::new(metric);
     let total: usize = curves.iter().map(|c| c.curve.len()).sum();
     // The best value overall, its trial and epoch.
     let mut best = (f64::NAN, usize::MAX, 0usize);
     for (i, c) in curves.iter().enumerate() {
         for r in &c.curve {
-            if peers.better(r.get(metric), best.0) {
+            if metric.better(r.get(metric), best.0) {
                 best = (r.get(metric), i, r.epoch);
             }
         }
@@ -364,7 +368,7 @@ pub fn replay(
         .iter()
         .map(|p| {
             let used = epochs_used(p, curves, max_parallel, metric);
-            let found = peers.best_of(
+            let found = metric.best(
                 curves
                     .iter()
                     .zip(&used)

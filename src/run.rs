@@ -45,12 +45,7 @@ pub fn prepare_data(spec: &mut SweepSpec, path: &Path) -> anyhow::Result<Split> 
             "{at}: `stopping.metric`: \"{}\" is not reported for {} data (accepted: {})",
             stop.metric.name(),
             task.name(),
-            Metric::ALL
-                .iter()
-                .filter(|(_, m)| m.applies_to(task))
-                .map(|(w, _)| format!("\"{w}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
+            Metric::reported_for(task)
         );
     }
     data::split(

@@ -110,11 +110,17 @@ pub fn load(spec: &DataSpec) -> Result<Loaded, DataError> {
 pub struct Split {
     pub train: Table,
     pub valid: Table,
-    /// Training rows grouped for `train_fraction` subsets: one shuffled list per class
-    /// (one list for regression); a fraction takes the same leading share of each list, so
-    /// smaller fractions are subsets of larger ones.
-    pools: Vec<Vec<usize>>,
+    pub subsets: Subsets,
     pub record: DataRecord,
+}
+
+/// The training rows grouped for `train_fraction`: one shuffled list per class (one list for
+/// regression); a fraction takes the same leading share of each list, so smaller fractions
+/// are subsets of larger ones. Small and cheap to clone, for trainers to keep.
+#[derive(Debug, Clone)]
+pub struct Subsets {
+    pools: Vec<Vec<usize>>,
+    rows: usize,
 }
 
 /// What is stored with a sweep (`sweeps.data`) so reports and reruns use the same data.
@@ -231,21 +237,32 @@ pub fn split(
         target_mean: target_scale.map(|s| s.0),
         target_std: target_scale.map(|s| s.1),
     };
+    let subsets = Subsets {
+        pools,
+        rows: train.rows(),
+    };
     Ok(Split {
         train,
         valid,
-        pools,
+        subsets,
         record,
     })
 }
 
 impl Split {
+    /// See [`Subsets::pick`].
+    pub fn train_subset(&self, fraction: f64) -> Vec<usize> {
+        self.subsets.pick(fraction)
+    }
+}
+
+impl Subsets {
     /// The training rows a trial with `train_fraction` uses: the same leading share of each
     /// class (at least one row each), so the class balance holds and a smaller fraction's
     /// rows are a subset of a larger one's. Sorted.
-    pub fn train_subset(&self, fraction: f64) -> Vec<usize> {
+    pub fn pick(&self, fraction: f64) -> Vec<usize> {
         if fraction >= 1.0 {
-            return (0..self.train.rows()).collect();
+            return (0..self.rows).collect();
         }
         let mut rows: Vec<usize> = self
             .pools

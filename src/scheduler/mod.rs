@@ -78,6 +78,8 @@ struct Running {
 struct Paused {
     ordinal: usize,
     label: String,
+    /// Its planned epochs.
+    epochs: usize,
     curve: Vec<EpochReport>,
 }
 
@@ -129,7 +131,6 @@ pub async fn run<S: Store, T: Trainer>(
                 None => exhausted = true,
                 Some(claim) => {
                     book.peers.forget(claim.id);
-                    book.epochs.insert(claim.id, claim.config.epochs);
                     spawn_trainer(claim.clone(), None, trainer.clone(), tx.clone());
                     let id = claim.id;
                     running.insert(
@@ -234,8 +235,6 @@ struct Book {
     peers: Peers,
     asha: Option<Asha>,
     paused: HashMap<i64, Paused>,
-    /// Each known trial's planned epochs.
-    epochs: HashMap<i64, usize>,
 }
 
 impl Book {
@@ -250,7 +249,6 @@ impl Book {
             peers: Peers::new(metric),
             asha: opts.asha.map(|(r, eta)| Asha::new(metric, r, eta)),
             paused: HashMap::new(),
-            epochs: HashMap::new(),
         };
         let trials = store.trials(sweep_id).await?;
         let paused: HashMap<i64, usize> = store.paused(sweep_id).await?.into_iter().collect();
@@ -258,9 +256,6 @@ impl Book {
             .iter()
             .filter(|t| t.state.is_finished() || paused.contains_key(&t.id))
             .collect();
-        for t in &trials {
-            book.epochs.insert(t.id, t.config.epochs);
-        }
         if kept.is_empty() {
             return Ok(book);
         }
@@ -292,28 +287,27 @@ impl Book {
                     Paused {
                         ordinal: t.ordinal,
                         label: t.config.label(),
+                        epochs: t.config.epochs,
                         curve,
                     },
                 );
             }
         }
-        // A paused trial that ASHA no longer considers paused (it passed its rung in an earlier
-        // attempt) is promoted as soon as a slot is free.
         Ok(book)
     }
 
     /// With nothing running and nothing new to start: the highest rung's leader goes on
     /// (see [`Asha::promote_leader`]).
     fn promote_leader(&mut self) -> Option<(i64, Decision)> {
-        let epochs = &self.epochs;
+        let paused = &self.paused;
         let a = self.asha.as_mut()?;
-        a.promote_leader(|t| epochs.get(&t).copied().unwrap_or(usize::MAX))
+        a.promote_leader(|t| paused.get(&t).map_or(usize::MAX, |p| p.epochs))
     }
 
     fn promotable(&mut self) -> Option<(i64, Decision)> {
-        let epochs = &self.epochs;
+        let paused = &self.paused;
         let a = self.asha.as_mut()?;
-        a.promotable(|t| epochs.get(&t).copied().unwrap_or(usize::MAX))
+        a.promotable(|t| paused.get(&t).map_or(usize::MAX, |p| p.epochs))
     }
 
     /// Ends every paused trial as stopped at its rung.
@@ -440,6 +434,7 @@ fn process(
                             Paused {
                                 ordinal: r.claim.ordinal,
                                 label: r.claim.config.label(),
+                                epochs: r.claim.config.epochs,
                                 curve: r.curve,
                             },
                         );

@@ -266,7 +266,7 @@ impl Validator<'_> {
                     st.metric.name(),
                     task.name()
                 ),
-                metric_hint(task),
+                Metric::reported_for(task),
             ));
         }
         Ok(SweepSpec {
@@ -588,8 +588,9 @@ impl Validator<'_> {
             || raw.asha.is_some();
         // Patience is on when asked for, and by default when no other rule is given.
         let patience = if raw.patience.is_some() || raw.min_delta.is_some() || !others {
+            let defaults = PatienceSpec::default();
             let patience = match raw.patience {
-                None => 5,
+                None => defaults.patience,
                 Some(p) => positive(*p.get_ref()).ok_or_else(|| {
                     self.err(
                         "stopping.patience",
@@ -600,7 +601,7 @@ impl Validator<'_> {
                 })?,
             };
             let min_delta = match raw.min_delta {
-                None => 0.0,
+                None => defaults.min_delta,
                 Some(d) => number(
                     d,
                     "stopping.min_delta",
@@ -611,7 +612,7 @@ impl Validator<'_> {
             Some(PatienceSpec {
                 patience,
                 min_delta,
-                warmup: count(raw.warmup, "stopping.warmup", 0, 0)?,
+                warmup: count(raw.warmup, "stopping.warmup", defaults.warmup, 0)?,
             })
         } else {
             if let Some(w) = raw.warmup {
@@ -636,13 +637,18 @@ impl Validator<'_> {
                 )?,
             }),
         };
+        let (dm, dx, da) = (
+            MedianSpec::default(),
+            ExtrapolationSpec::default(),
+            AshaSpec::default(),
+        );
         let median = match raw.median {
             None => None,
             Some(m) => Some(MedianSpec {
-                warmup: count(m.warmup, "stopping.median.warmup", 5, 0)?,
-                min_peers: count(m.min_peers, "stopping.median.min_peers", 4, 1)?,
+                warmup: count(m.warmup, "stopping.median.warmup", dm.warmup, 0)?,
+                min_peers: count(m.min_peers, "stopping.median.min_peers", dm.min_peers, 1)?,
                 percentile: match m.percentile {
-                    None => 50.0,
+                    None => dm.percentile,
                     Some(p) => number(
                         p,
                         "stopping.median.percentile",
@@ -655,9 +661,9 @@ impl Validator<'_> {
         let extrapolation = match raw.extrapolation {
             None => None,
             Some(x) => Some(ExtrapolationSpec {
-                warmup: count(x.warmup, "stopping.extrapolation.warmup", 5, 4)?,
+                warmup: count(x.warmup, "stopping.extrapolation.warmup", dx.warmup, 4)?,
                 min_probability: match x.min_probability {
-                    None => 0.05,
+                    None => dx.min_probability,
                     Some(p) => number(
                         p,
                         "stopping.extrapolation.min_probability",
@@ -670,8 +676,8 @@ impl Validator<'_> {
         let asha = match raw.asha {
             None => None,
             Some(a) => Some(AshaSpec {
-                min_epochs: count(a.min_epochs, "stopping.asha.min_epochs", 1, 1)?,
-                eta: count(a.eta, "stopping.asha.eta", 3, 2)?,
+                min_epochs: count(a.min_epochs, "stopping.asha.min_epochs", da.min_epochs, 1)?,
+                eta: count(a.eta, "stopping.asha.eta", da.eta, 2)?,
             }),
         };
         let divergence_factor = match raw.divergence_factor {
@@ -708,13 +714,4 @@ impl Validator<'_> {
 
 fn positive(i: i64) -> Option<usize> {
     usize::try_from(i).ok().filter(|&n| n >= 1)
-}
-
-fn metric_hint(task: Task) -> String {
-    let names: Vec<String> = Metric::ALL
-        .iter()
-        .filter(|(_, m)| m.applies_to(task))
-        .map(|(w, _)| format!("\"{w}\""))
-        .collect();
-    names.join(", ")
 }

@@ -167,6 +167,34 @@ impl Metric {
         !matches!(self, Self::ValAccuracy)
     }
 
+    /// Whether `a` is a better value than `b` (NaN is never better, and anything beats NaN).
+    pub fn better(self, a: f64, b: f64) -> bool {
+        if a.is_nan() {
+            return false;
+        }
+        if b.is_nan() {
+            return true;
+        }
+        if self.minimize() { a < b } else { a > b }
+    }
+
+    /// The best of `values`; NaN when there is none.
+    pub fn best(self, values: impl IntoIterator<Item = f64>) -> f64 {
+        values
+            .into_iter()
+            .fold(f64::NAN, |b, v| if self.better(v, b) { v } else { b })
+    }
+
+    /// The metrics reported for `task`, quoted, for "accepted: ..." in errors.
+    pub fn reported_for(task: Task) -> String {
+        Self::ALL
+            .iter()
+            .filter(|(_, m)| m.applies_to(task))
+            .map(|(w, _)| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Whether trainers report this metric for `task`.
     pub fn applies_to(self, task: Task) -> bool {
         match self {
@@ -295,6 +323,45 @@ pub struct AshaSpec {
     pub min_epochs: usize,
     /// Each rung keeps the top `1/eta` and is `eta` times further than the last.
     pub eta: usize,
+}
+
+/// The defaults of the rules' settings, shared by sweep files and `lcurve replay` policies.
+impl Default for PatienceSpec {
+    fn default() -> Self {
+        Self {
+            patience: 5,
+            min_delta: 0.0,
+            warmup: 0,
+        }
+    }
+}
+
+impl Default for MedianSpec {
+    fn default() -> Self {
+        Self {
+            warmup: 5,
+            min_peers: 4,
+            percentile: 50.0,
+        }
+    }
+}
+
+impl Default for ExtrapolationSpec {
+    fn default() -> Self {
+        Self {
+            warmup: 5,
+            min_probability: 0.05,
+        }
+    }
+}
+
+impl Default for AshaSpec {
+    fn default() -> Self {
+        Self {
+            min_epochs: 1,
+            eta: 3,
+        }
+    }
 }
 
 /// The `[stopping]` table: one metric and the rules that watch it (any combination).

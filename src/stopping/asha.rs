@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::json;
 
-use super::{Action, Decision, Peers, fmt4};
+use super::{Action, Decision, fmt4};
 use crate::spec::{Choice, Metric};
 use crate::trainer::EpochReport;
 
@@ -64,13 +64,13 @@ impl Asha {
 
     /// (0-based rank of `trial` at rung `k`, trials at the rung, how many may go on).
     fn rank(&self, k: usize, trial: i64) -> (usize, usize, usize) {
-        let peers = Peers::new(self.metric);
+        let metric = self.metric;
         let values = &self.at[k];
         let mine = values.get(&trial).copied().unwrap_or(f64::NAN);
         let better = values
             .iter()
             .filter(|(id, v)| {
-                **id != trial && (peers.better(**v, mine) || (**v == mine && **id < trial))
+                **id != trial && (metric.better(**v, mine) || (**v == mine && **id < trial))
             })
             .count();
         (better, values.len(), values.len() / self.eta)
@@ -107,8 +107,9 @@ impl Asha {
     ) -> Decision {
         self.ensure(k);
         let epoch = self.rung_epoch(k);
-        let best =
-            Peers::new(self.metric).best_of(curve.iter().take(epoch).map(|r| r.get(self.metric)));
+        let best = self
+            .metric
+            .best(curve.iter().take(epoch).map(|r| r.get(self.metric)));
         self.at[k].insert(trial, best);
         let (rank, n, keep) = self.rank(k, trial);
         let next = self.rung_epoch(k + 1).min(max_epochs);
@@ -190,14 +191,14 @@ impl Asha {
         if !self.promoted[top].is_empty() {
             return None;
         }
-        let peers = Peers::new(self.metric);
+        let metric = self.metric;
         let (trial, _) = self
             .paused
             .iter()
             .filter(|(_, k)| **k == top)
             .map(|(t, _)| (*t, self.at[top].get(t).copied().unwrap_or(f64::NAN)))
             .fold(None, |best: Option<(i64, f64)>, (t, v)| match best {
-                Some((_, bv)) if !peers.better(v, bv) => best,
+                Some((_, bv)) if !metric.better(v, bv) => best,
                 _ => Some((t, v)),
             })?;
         self.paused.remove(&trial);
@@ -262,14 +263,15 @@ impl Asha {
         max_epochs: usize,
         paused_at: Option<usize>,
     ) {
-        let peers = Peers::new(self.metric);
         for k in 0..64 {
             let epoch = self.rung_epoch(k);
             if epoch >= max_epochs || epoch > curve.len() {
                 break;
             }
             self.ensure(k);
-            let best = peers.best_of(curve[..epoch].iter().map(|r| r.get(self.metric)));
+            let best = self
+                .metric
+                .best(curve[..epoch].iter().map(|r| r.get(self.metric)));
             self.at[k].insert(trial, best);
             if curve.len() > epoch {
                 self.promoted[k].insert(trial);

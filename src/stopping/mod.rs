@@ -148,7 +148,7 @@ pub(crate) fn fmt4(x: f64) -> String {
 
 /// The metric's best value on `curve` (NaN if none is finite).
 pub(crate) fn best_so_far(metric: Metric, curve: &[EpochReport]) -> f64 {
-    Peers::new(metric).best_of(curve.iter().map(|r| r.get(metric)))
+    metric.best(curve.iter().map(|r| r.get(metric)))
 }
 
 #[cfg(test)]

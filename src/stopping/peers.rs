@@ -56,20 +56,12 @@ impl Peers {
 
     /// Whether `a` is a better value than `b` for this metric (NaN is never better).
     pub fn better(&self, a: f64, b: f64) -> bool {
-        if a.is_nan() {
-            return false;
-        }
-        if b.is_nan() {
-            return true;
-        }
-        if self.metric.minimize() { a < b } else { a > b }
+        self.metric.better(a, b)
     }
 
     /// The best value among `values`, NaN if none is finite.
     pub fn best_of(&self, values: impl IntoIterator<Item = f64>) -> f64 {
-        values
-            .into_iter()
-            .fold(f64::NAN, |b, v| if self.better(v, b) { v } else { b })
+        self.metric.best(values)
     }
 
     /// The best-so-far at `epoch` of every trial but `exclude` that has reached `epoch`.

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::model::{Dropout, Mlp, MlpConfig};
 use super::{Checkpoint, Control, EpochReport, EpochSink, TrainEnd, TrainError, Trainer};
-use crate::data::{Split, Table, Target};
+use crate::data::{Split, Subsets, Table, Target};
 use crate::spec::{Optimizer, TrialConfig};
 
 /// burn seeds one generator per backend, not per thread: parameter initialisation holds this
@@ -68,7 +68,7 @@ impl Tensors {
 pub struct BurnTrainer {
     device: Device,
     data: Arc<(Tensors, Tensors)>,
-    split: Arc<Split>,
+    subsets: Subsets,
     n_features: usize,
     n_outputs: usize,
     /// The regression target's standard deviation, to report RMSE in its own units.
@@ -93,7 +93,7 @@ impl BurnTrainer {
                 Tensors::new(&split.train, &device),
                 Tensors::new(&split.valid, &device),
             )),
-            split: Arc::new(split.clone()),
+            subsets: split.subsets.clone(),
             n_features: split.train.n_features,
             n_outputs,
             target_std: split.record.target_std,
@@ -179,7 +179,7 @@ impl BurnTrainer {
         };
         let ce: CrossEntropyLoss = CrossEntropyLossConfig::new().init(&device);
         let (train, valid) = (&self.data.0, &self.data.1);
-        let mut order = self.split.train_subset(config.train_fraction);
+        let mut order = self.subsets.pick(config.train_fraction);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut first = 1;
         if let Some(cp) = resume {
