@@ -41,6 +41,8 @@ pub struct Standing<'a> {
     pub best_val_loss: Option<f64>,
     pub best_val_accuracy: Option<f64>,
     pub best_val_rmse: Option<f64>,
+    /// The validation loss of the last epoch run (NaN kept: a diverged trial shows it).
+    pub final_val_loss: Option<f64>,
     pub epochs_run: usize,
 }
 
@@ -57,11 +59,13 @@ pub fn leaderboard<'a>(trials: &'a [TrialRow], metrics: &[MetricPoint]) -> Vec<S
                     best_val_loss: None,
                     best_val_accuracy: None,
                     best_val_rmse: None,
+                    final_val_loss: None,
                     epochs_run: 0,
                 },
             )
         })
         .collect();
+    let mut last_epoch: HashMap<i64, usize> = HashMap::new();
     for m in metrics {
         let Some(s) = by_id.get_mut(&m.trial_id) else {
             continue;
@@ -71,6 +75,11 @@ pub fn leaderboard<'a>(trials: &'a [TrialRow], metrics: &[MetricPoint]) -> Vec<S
             "val_loss" => {
                 s.epochs_run += 1;
                 s.best_val_loss = better(s.best_val_loss, finite, f64::min);
+                let last = last_epoch.entry(m.trial_id).or_default();
+                if m.epoch >= *last {
+                    *last = m.epoch;
+                    s.final_val_loss = Some(m.value);
+                }
             }
             "val_accuracy" => s.best_val_accuracy = better(s.best_val_accuracy, finite, f64::max),
             "val_rmse" => s.best_val_rmse = better(s.best_val_rmse, finite, f64::min),
@@ -141,6 +150,7 @@ pub fn leaderboard_rows(
     header.extend([
         "best_val_loss",
         score,
+        "final_val_loss",
         "epochs_run",
         "epochs",
         "state",
@@ -159,6 +169,7 @@ pub fn leaderboard_rows(
             } else {
                 s.best_val_accuracy
             }),
+            Cell::opt_score(s.final_val_loss),
             Cell::Int(s.epochs_run as i64),
             Cell::Int(c.epochs as i64),
             Cell::text(tr.state.as_str()),

@@ -8,7 +8,12 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use super::prepare::{ChartData, TrialSeries};
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+
+use super::prepare::{ChartData, MAX_STYLES, TrialSeries};
+use super::summary::{Heatmap, LearningCurve, LearningPoint, Spread, Summary};
+use crate::spec::Choice as _;
 use crate::store::TrialState;
 
 static FONT: Once = Once::new();
@@ -124,120 +129,667 @@ where
         .map_err(err)
 }
 
-/// `curves.png`: every trial's validation loss, coloured by one hyperparameter.
-pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
-    register_bundled_font();
-    let root = BitMapBackend::new(path, (1280, 760)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let all: Vec<&TrialSeries> = data.trials.iter().collect();
-    let (lo, hi, log) = y_range(all.iter().map(|t| t.val_loss.as_slice()));
-    let title = format!(
-        "{}: validation loss by epoch, colour = {}",
-        data.sweep, data.color_by
-    );
-    let mut builder = ChartBuilder::on(&root);
-    builder
-        .caption(title, ("sans-serif", 26))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(80);
-    let x = 1f64..max_epoch(&all);
-    if log {
-        let mut chart = builder
-            .build_cartesian_2d(x, (lo..hi).log_scale())
-            .map_err(err)?;
-        draw_mesh(
-            &mut chart,
-            x_labels(&all),
-            "validation loss (log scale)",
-            16,
-        )?;
-        draw_curves(&mut chart, data)?;
-    } else {
-        let mut chart = builder.build_cartesian_2d(x, lo..hi).map_err(err)?;
-        draw_mesh(&mut chart, x_labels(&all), "validation loss", 16)?;
-        draw_curves(&mut chart, data)?;
-    }
-    root.present().map_err(err)
-}
+/// Dash patterns (dash, gap) for the line-style hyperparameter; (0, 0) is solid.
+const DASHES: [(u32, u32); MAX_STYLES] = [(0, 0), (14, 6), (3, 5), (28, 10)];
+const DASH_NAMES: [&str; MAX_STYLES] = ["solid", "dashed", "dotted", "long dashes"];
 
-fn draw_curves<'a, DB: DrawingBackend + 'a, CT>(
+/// Draws one polyline, solid or dashed.
+fn line<'a, DB: DrawingBackend + 'a, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
-    data: &ChartData,
+    points: Vec<(f64, f64)>,
+    dash: (u32, u32),
+    style: ShapeStyle,
 ) -> Result<(), String>
 where
     CT: CoordTranslate<From = (f64, f64)>,
 {
-    let best = data
-        .trials
-        .iter()
-        .filter_map(|t| t.best.map(|b| (t.ordinal, b.1)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|b| b.0);
-    let thin = if data.trials.len() > 30 { 1 } else { 2 };
-    for (gi, group) in data.groups.iter().enumerate() {
-        let color = PALETTE[gi % PALETTE.len()];
-        let mut labelled = false;
-        for t in data.trials.iter().filter(|t| &t.group == group) {
-            let style =
-                color
-                    .mix(0.75)
-                    .stroke_width(if Some(t.ordinal) == best { 4 } else { thin });
-            let series = chart
-                .draw_series(LineSeries::new(finite(&t.val_loss), style))
-                .map_err(err)?;
-            if !labelled {
-                labelled = true;
-                series
-                    .label(format!("{} = {group}", data.color_by))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-                    });
+    if dash.0 == 0 {
+        chart
+            .draw_series(LineSeries::new(points, style))
+            .map_err(err)?;
+    } else {
+        chart
+            .draw_series(DashedLineSeries::new(points, dash.0, dash.1, style))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One row of a legend drawn beside a chart (never over the data).
+enum Key {
+    Heading(String),
+    Line {
+        color: RGBColor,
+        dash: (u32, u32),
+        width: u32,
+        text: String,
+    },
+    Cross(RGBColor, String),
+    Triangle(String),
+    Dot(RGBColor, String),
+    Note(String),
+}
+
+/// Draws `keys` top to bottom in `area`, cutting text that would not fit.
+fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, keys: &[Key]) -> Result<(), String> {
+    let (w, _) = area.dim_in_pixel();
+    let chars = (w.saturating_sub(50) / 8) as usize;
+    let fit = |s: &str| {
+        if s.chars().count() > chars {
+            let cut: String = s.chars().take(chars.saturating_sub(1)).collect();
+            format!("{cut}…")
+        } else {
+            s.to_string()
+        }
+    };
+    let text = ("sans-serif", 15).into_text_style(area);
+    let bold = ("sans-serif", 16)
+        .into_font()
+        .style(FontStyle::Bold)
+        .into_text_style(area);
+    let mut y = 10;
+    for key in keys {
+        match key {
+            Key::Heading(s) => {
+                y += 6;
+                area.draw_text(&fit(s), &bold, (8, y)).map_err(err)?;
             }
-            let end = finite(&t.val_loss).last();
-            if let (Some(p), Some(stop)) = (end, &t.stop) {
-                if stop.diverged {
-                    chart
-                        .draw_series(std::iter::once(TriangleMarker::new(p, 8, RED.filled())))
-                        .map_err(err)?;
+            Key::Line {
+                color,
+                dash,
+                width,
+                text: s,
+            } => {
+                let style = color.stroke_width(*width);
+                let pts = vec![(10, y + 8), (44, y + 8)];
+                if dash.0 == 0 {
+                    area.draw(&PathElement::new(pts, style)).map_err(err)?;
                 } else {
-                    chart
-                        .draw_series(std::iter::once(Cross::new(p, 7, BLACK.stroke_width(2))))
+                    area.draw(&DashedPathElement::new(pts, dash.0, dash.1, style))
                         .map_err(err)?;
                 }
+                area.draw_text(&fit(s), &text, (52, y)).map_err(err)?;
+            }
+            Key::Cross(color, s) => {
+                area.draw(&Cross::new((27, y + 8), 6, color.stroke_width(2)))
+                    .map_err(err)?;
+                area.draw_text(&fit(s), &text, (52, y)).map_err(err)?;
+            }
+            Key::Triangle(s) => {
+                area.draw(&TriangleMarker::new((27, y + 8), 7, RED.filled()))
+                    .map_err(err)?;
+                area.draw_text(&fit(s), &text, (52, y)).map_err(err)?;
+            }
+            Key::Dot(color, s) => {
+                area.draw(&Circle::new((27, y + 8), 5, color.filled()))
+                    .map_err(err)?;
+                area.draw_text(&fit(s), &text, (52, y)).map_err(err)?;
+            }
+            Key::Note(s) => {
+                area.draw_text(&fit(s), &text, (8, y)).map_err(err)?;
             }
         }
+        y += 22;
     }
-    let has = |f: &dyn Fn(&TrialSeries) -> bool| data.trials.iter().any(f);
-    if has(&|t| t.state == TrialState::Stopped) {
-        chart
-            .draw_series(std::iter::empty::<Cross<(f64, f64), i32>>())
-            .map_err(err)?
-            .label("x = stopped early")
-            .legend(|(x, y)| Cross::new((x + 12, y), 6, BLACK.stroke_width(2)));
+    Ok(())
+}
+
+/// Ordinals as `#1 #4 #7` (at most eight, then `…`).
+fn ordinals(list: &[usize]) -> String {
+    let mut s: Vec<String> = list.iter().take(8).map(|o| format!("#{o}")).collect();
+    if list.len() > 8 {
+        s.push("…".into());
     }
-    if has(&|t| t.state == TrialState::Diverged) {
-        chart
-            .draw_series(std::iter::empty::<TriangleMarker<(f64, f64), i32>>())
-            .map_err(err)?
-            .label("triangle = diverged (NaN/inf)")
-            .legend(|(x, y)| TriangleMarker::new((x + 12, y), 7, RED.filled()));
+    s.join(" ")
+}
+
+/// The legend rows shared by `curves.png` and `panels.png`: markers and the best trial.
+fn marker_keys(data: &ChartData, keys: &mut Vec<Key>) {
+    let of = |state| -> Vec<usize> {
+        data.trials
+            .iter()
+            .filter(|t| t.state == state)
+            .map(|t| t.ordinal)
+            .collect()
+    };
+    keys.push(Key::Heading("markers".into()));
+    if let Some(b) = data.best_trial() {
+        keys.push(Key::Line {
+            color: BLACK,
+            dash: (0, 0),
+            width: 4,
+            text: format!("thick: best trial #{b}"),
+        });
     }
-    if let Some(b) = best {
+    let stopped = of(TrialState::Stopped);
+    if !stopped.is_empty() {
+        keys.push(Key::Cross(
+            BLACK,
+            format!("stopped early ({})", stopped.len()),
+        ));
+    }
+    let diverged = of(TrialState::Diverged);
+    if !diverged.is_empty() {
+        keys.push(Key::Triangle(format!("diverged, NaN/inf ({})", diverged.len())));
+        keys.push(Key::Note(format!("  {}", ordinals(&diverged))));
+        keys.push(Key::Note("  (no finite value: at the top)".into()));
+    }
+    let failed = of(TrialState::Failed);
+    if !failed.is_empty() {
+        keys.push(Key::Note(format!("failed: {}", ordinals(&failed))));
+    }
+    let running = of(TrialState::Running);
+    if !running.is_empty() {
+        keys.push(Key::Note(format!("still running: {}", running.len())));
+    }
+}
+
+/// Draws validation-loss curves: colour and dash chosen per trial, stop and divergence
+/// markers at each curve's end, a trial without any finite value pinned at the top edge.
+fn draw_val_curves<'a, DB: DrawingBackend + 'a, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    trials: &[&TrialSeries],
+    best: Option<usize>,
+    top: f64,
+    thin: u32,
+    look: impl Fn(&TrialSeries) -> (RGBColor, (u32, u32)),
+) -> Result<(), String>
+where
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    // The best trial last, so it is drawn over the others.
+    let mut order: Vec<&&TrialSeries> = trials.iter().collect();
+    order.sort_by_key(|t| Some(t.ordinal) == best);
+    for t in order {
+        let (color, dash) = look(t);
+        let is_best = Some(t.ordinal) == best;
+        let style = if is_best {
+            color.stroke_width(4)
+        } else {
+            color.mix(0.7).stroke_width(thin)
+        };
+        let points: Vec<(f64, f64)> = finite(&t.val_loss).collect();
+        let end = points.last().copied();
+        line(chart, points, dash, style)?;
+        match (&t.stop, end) {
+            (Some(s), Some(p)) if s.diverged => {
+                chart
+                    .draw_series(std::iter::once(TriangleMarker::new(p, 8, RED.filled())))
+                    .map_err(err)?;
+            }
+            (Some(_), Some(p)) => {
+                chart
+                    .draw_series(std::iter::once(Cross::new(p, 6, BLACK.stroke_width(2))))
+                    .map_err(err)?;
+            }
+            (_, None) if t.state == TrialState::Diverged => {
+                let epoch = t.stop.as_ref().map_or(1, |s| s.epoch) as f64;
+                chart
+                    .draw_series(std::iter::once(TriangleMarker::new(
+                        (epoch, top),
+                        8,
+                        RED.filled(),
+                    )))
+                    .map_err(err)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Builds a chart with an epoch x axis and a linear or log y axis, then hands it to `draw`.
+macro_rules! epoch_chart {
+    ($area:expr, $caption:expr, $caption_size:expr, $trials:expr, $y_desc:expr, $font:expr,
+     |$chart:ident, $top:ident| $body:block) => {{
+        let trials: &[&TrialSeries] = $trials;
+        let (lo, hi, log) = y_range(trials.iter().map(|t| t.val_loss.as_slice()));
+        let mut builder = ChartBuilder::on($area);
+        builder
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70);
+        if !$caption.is_empty() {
+            builder.caption($caption, ("sans-serif", $caption_size));
+        }
+        let x = 1f64..max_epoch(trials);
+        let $top = hi;
+        if log {
+            let mut $chart = builder
+                .build_cartesian_2d(x, (lo..hi).log_scale())
+                .map_err(err)?;
+            draw_mesh(&mut $chart, x_labels(trials), &format!("{} (log)", $y_desc), $font)?;
+            $body
+        } else {
+            let mut $chart = builder.build_cartesian_2d(x, lo..hi).map_err(err)?;
+            draw_mesh(&mut $chart, x_labels(trials), $y_desc, $font)?;
+            $body
+        }
+    }};
+}
+
+/// `curves.png`: every trial's validation loss; colour by one hyperparameter, dash by a
+/// second, the best trial thick, ends marked; the legend sits beside the plot.
+pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
+    register_bundled_font();
+    let root = BitMapBackend::new(path, (1440, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (plot, side) = root.split_horizontally(1100);
+    let all: Vec<&TrialSeries> = data.trials.iter().collect();
+    let best = data.best_trial();
+    let thin = if data.trials.len() > 30 { 1 } else { 2 };
+    let color = |t: &TrialSeries| {
+        let i = data.groups.iter().position(|g| *g == t.group).unwrap_or(0);
+        PALETTE[i % PALETTE.len()]
+    };
+    let dash = |t: &TrialSeries| {
+        data.styles
+            .iter()
+            .position(|s| *s == t.style)
+            .map_or(DASHES[0], |i| DASHES[i % DASHES.len()])
+    };
+    let title = format!("{}: validation loss by epoch ({} trials)", data.sweep, all.len());
+    epoch_chart!(&plot, title, 24, &all, "validation loss", 16, |chart, top| {
+        draw_val_curves(&mut chart, &all, best, top, thin, |t| (color(t), dash(t)))?;
+    });
+    let mut keys = vec![Key::Heading(format!("colour: {}", data.color_by))];
+    for (i, g) in data.groups.iter().enumerate().take(16) {
+        keys.push(Key::Line {
+            color: PALETTE[i % PALETTE.len()],
+            dash: (0, 0),
+            width: 3,
+            text: g.clone(),
+        });
+    }
+    if data.groups.len() > 16 {
+        keys.push(Key::Note(format!("… and {} more", data.groups.len() - 16)));
+    }
+    if let Some(by) = data.style_by {
+        keys.push(Key::Heading(format!("line: {by}")));
+        for (i, s) in data.styles.iter().enumerate() {
+            keys.push(Key::Line {
+                color: BLACK,
+                dash: DASHES[i % DASHES.len()],
+                width: 2,
+                text: format!("{s} ({})", DASH_NAMES[i % DASH_NAMES.len()]),
+            });
+        }
+    }
+    marker_keys(data, &mut keys);
+    legend(&side, &keys)?;
+    root.present().map_err(err)
+}
+
+/// `panels.png`: small multiples, one panel per value of the colouring hyperparameter, on
+/// one shared y scale; within a panel, colour by the line-style hyperparameter.
+pub fn panels(data: &ChartData, path: &Path) -> Result<(), String> {
+    register_bundled_font();
+    const MAX_PANELS: usize = 16;
+    let n = data.groups.len().clamp(1, MAX_PANELS);
+    let cols = match n {
+        1 => 1,
+        2 | 4 => 2,
+        3 | 5 | 6 | 9 => 3,
+        _ => 4,
+    };
+    let rows = n.div_ceil(cols);
+    let (w, h) = (cols as u32 * 430 + 300, rows as u32 * 320 + 60);
+    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (head, body) = root.split_vertically(60);
+    head.draw_text(
+        &format!(
+            "{}: validation loss, one panel per {} (same y scale)",
+            data.sweep, data.color_by
+        ),
+        &("sans-serif", 24).into_text_style(&head),
+        (20, 16),
+    )
+    .map_err(err)?;
+    let (grid, side) = body.split_horizontally(cols as u32 * 430);
+    let all: Vec<&TrialSeries> = data.trials.iter().collect();
+    let (lo, hi, log) = y_range(all.iter().map(|t| t.val_loss.as_slice()));
+    let best = data.best_trial();
+    let color = |t: &TrialSeries| {
+        let i = data.styles.iter().position(|s| *s == t.style).unwrap_or(0);
+        PALETTE[i % PALETTE.len()]
+    };
+    for (area, group) in grid.split_evenly((rows, cols)).iter().zip(&data.groups) {
+        let here: Vec<&TrialSeries> = all.iter().copied().filter(|t| &t.group == group).collect();
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .caption(format!("{} = {group}", data.color_by), ("sans-serif", 17))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(56);
+        let x = 1f64..max_epoch(&all);
+        let thin = if here.len() > 12 { 1 } else { 2 };
+        if log {
+            let mut chart = builder
+                .build_cartesian_2d(x, (lo..hi).log_scale())
+                .map_err(err)?;
+            draw_mesh(&mut chart, x_labels(&all).min(8), "val loss (log)", 12)?;
+            draw_val_curves(&mut chart, &here, best, hi, thin, |t| (color(t), DASHES[0]))?;
+        } else {
+            let mut chart = builder.build_cartesian_2d(x, lo..hi).map_err(err)?;
+            draw_mesh(&mut chart, x_labels(&all).min(8), "val loss", 12)?;
+            draw_val_curves(&mut chart, &here, best, hi, thin, |t| (color(t), DASHES[0]))?;
+        }
+    }
+    let mut keys = Vec::new();
+    if let Some(by) = data.style_by {
+        keys.push(Key::Heading(format!("colour: {by}")));
+        for (i, s) in data.styles.iter().enumerate() {
+            keys.push(Key::Line {
+                color: PALETTE[i % PALETTE.len()],
+                dash: (0, 0),
+                width: 3,
+                text: s.clone(),
+            });
+        }
+    }
+    if data.groups.len() > MAX_PANELS {
+        keys.push(Key::Note(format!(
+            "first {MAX_PANELS} of {} values",
+            data.groups.len()
+        )));
+    }
+    marker_keys(data, &mut keys);
+    legend(&side, &keys)?;
+    root.present().map_err(err)
+}
+
+/// `summary.png`: best metric against one hyperparameter, a line per value of others;
+/// points where every trial diverged are crosses on the top edge.
+pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
+    register_bundled_font();
+    let root = BitMapBackend::new(path, (1300, 720)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (plot, side) = root.split_horizontally(960);
+    let xs: Vec<f64> = s.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).collect();
+    let (x_lo, x_hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+        (l.min(x), h.max(x))
+    });
+    let (x_lo, x_hi) = if x_lo < x_hi { (x_lo, x_hi) } else { (x_lo - 1.0, x_lo + 1.0) };
+    let ys: Vec<(usize, f64)> = s
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| (0, p.1)))
+        .collect();
+    let (lo, hi, log_y) = y_range(std::iter::once(ys.as_slice()));
+    let metric = s.metric.name();
+    let caption = format!(
+        "{sweep}: best {metric} against {}{}",
+        s.x_key,
+        if s.log_x { " (log axis)" } else { "" }
+    );
+    let y_desc = format!(
+        "best {metric} ({} is better){}",
+        if s.metric.minimize() { "lower" } else { "higher" },
+        if log_y { ", log" } else { "" }
+    );
+    let x_desc = s.x_key.to_string();
+    macro_rules! draw_lines {
+        ($chart:ident) => {{
+            $chart
+                .configure_mesh()
+                .light_line_style(WHITE)
+                .x_desc(x_desc.as_str())
+                .y_desc(y_desc.as_str())
+                .x_label_formatter(&|x| value_label(x))
+                .y_label_formatter(&value_label)
+                .label_style(("sans-serif", 16))
+                .draw()
+                .map_err(err)?;
+            for (i, l) in s.lines.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                let pts: Vec<(f64, f64)> =
+                    l.points.iter().copied().filter(|p| p.1.is_finite()).collect();
+                $chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                    .map_err(err)?;
+                $chart
+                    .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+                    .map_err(err)?;
+                $chart
+                    .draw_series(
+                        l.points
+                            .iter()
+                            .filter(|p| !p.1.is_finite())
+                            .map(|p| Cross::new((p.0, hi), 7, color.stroke_width(3))),
+                    )
+                    .map_err(err)?;
+            }
+        }};
+    }
+    let mut builder = ChartBuilder::on(&plot);
+    builder
+        .caption(caption, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(80);
+    let xr = if s.log_x {
+        (x_lo / 1.3, x_hi * 1.3)
+    } else {
+        let pad = (x_hi - x_lo) * 0.05;
+        (x_lo - pad, x_hi + pad)
+    };
+    match (s.log_x, log_y) {
+        (true, true) => {
+            let mut c = builder
+                .build_cartesian_2d((xr.0..xr.1).log_scale(), (lo..hi).log_scale())
+                .map_err(err)?;
+            draw_lines!(c);
+        }
+        (true, false) => {
+            let mut c = builder
+                .build_cartesian_2d((xr.0..xr.1).log_scale(), lo..hi)
+                .map_err(err)?;
+            draw_lines!(c);
+        }
+        (false, true) => {
+            let mut c = builder
+                .build_cartesian_2d(xr.0..xr.1, (lo..hi).log_scale())
+                .map_err(err)?;
+            draw_lines!(c);
+        }
+        (false, false) => {
+            let mut c = builder
+                .build_cartesian_2d(xr.0..xr.1, lo..hi)
+                .map_err(err)?;
+            draw_lines!(c);
+        }
+    }
+    let mut keys = vec![Key::Heading("lines".into())];
+    for (i, l) in s.lines.iter().enumerate().take(24) {
+        keys.push(Key::Dot(PALETTE[i % PALETTE.len()], l.label.clone()));
+    }
+    keys.push(Key::Note("each point: best over the trials there".into()));
+    if s.lines.iter().any(|l| l.points.iter().any(|p| !p.1.is_finite())) {
+        keys.push(Key::Cross(RED, "every trial there diverged".into()));
+        keys.push(Key::Note("  (drawn on the top edge)".into()));
+    }
+    legend(&side, &keys)?;
+    root.present().map_err(err)
+}
+
+/// Four significant digits, for cell labels.
+fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.digits$}")
+}
+
+/// `heatmap.png`: the best metric for each pair of values of two hyperparameters; brighter
+/// is better, diverged cells grey and labelled, empty cells blank.
+pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
+    use plotters::style::colors::colormaps::ViridisRGB;
+    register_bundled_font();
+    let (cw, ch) = (
+        (880 / h.xs.len().max(1)).clamp(50, 150) as i32,
+        (520 / h.ys.len().max(1)).clamp(30, 90) as i32,
+    );
+    let (left, top) = (170, 90);
+    let w = (left + cw * h.xs.len() as i32 + 60).max(760) as u32;
+    let hgt = (top + ch * h.ys.len() as i32 + 110) as u32;
+    let root = BitMapBackend::new(path, (w, hgt)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let metric = h.metric.name();
+    let title = format!("{sweep}: best {metric} by {} and {}", h.x_key, h.y_key);
+    root.draw_text(&title, &("sans-serif", 22).into_text_style(&root), (20, 14))
+        .map_err(err)?;
+    let note = format!(
+        "each cell: best over its trials; brighter = better ({} {metric} is better)",
+        if h.metric.minimize() { "lower" } else { "higher" }
+    );
+    root.draw_text(&note, &("sans-serif", 15).into_text_style(&root), (20, 48))
+        .map_err(err)?;
+    let finite: Vec<f64> = h
+        .cells
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let label = ("sans-serif", 14).into_text_style(&root);
+    for (yi, row) in h.cells.iter().enumerate() {
+        let y = top + ch * yi as i32;
+        root.draw_text(&h.ys[yi], &label, (left - 10 - 8 * h.ys[yi].len() as i32, y + ch / 2 - 7))
+            .map_err(err)?;
+        for (xi, cell) in row.iter().enumerate() {
+            let x = left + cw * xi as i32;
+            let (fill, text, dark) = match cell {
+                None => (WHITE, "–".to_string(), false),
+                Some(v) if !v.is_finite() => (RGBColor(200, 200, 200), "diverged".into(), false),
+                Some(v) => {
+                    let mut t = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
+                    if h.metric.minimize() {
+                        t = 1.0 - t;
+                    }
+                    let c: RGBColor = ViridisRGB::get_color(t as f32);
+                    (c, short(*v), t < 0.55)
+                }
+            };
+            root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], fill.filled()))
+                .map_err(err)?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cw, y + ch)],
+                WHITE.stroke_width(2),
+            ))
+            .map_err(err)?;
+            let style = ("sans-serif", 14)
+                .into_text_style(&root)
+                .color(if dark { &WHITE } else { &BLACK });
+            root.draw_text(
+                &text,
+                &style,
+                (x + cw / 2 - 4 * text.chars().count() as i32, y + ch / 2 - 7),
+            )
+            .map_err(err)?;
+        }
+    }
+    let bottom = top + ch * h.ys.len() as i32;
+    for (xi, v) in h.xs.iter().enumerate() {
+        let x = left + cw * xi as i32 + cw / 2 - 4 * v.len() as i32;
+        root.draw_text(v, &label, (x, bottom + 8)).map_err(err)?;
+    }
+    let axis = ("sans-serif", 17).into_text_style(&root);
+    root.draw_text(h.x_key, &axis, (left, bottom + 36))
+        .map_err(err)?;
+    root.draw_text(h.y_key, &axis, (10, top - 26)).map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// `learning_curve.png`: loss against the share of the training split, validation with its
+/// spread over seeds, and training loss at the same epochs.
+pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<(), String> {
+    register_bundled_font();
+    let root = BitMapBackend::new(path, (1100, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (plot, foot) = root.split_vertically(640);
+    let xs: Vec<f64> = lc.points.iter().map(|p| p.fraction).collect();
+    let x_lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let x_hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (x_lo, x_hi) = if x_lo < x_hi { (x_lo, x_hi) } else { (x_lo / 2.0, x_lo * 2.0) };
+    let ys: Vec<(usize, f64)> = lc
+        .points
+        .iter()
+        .flat_map(|p| [p.val, p.train])
+        .flatten()
+        .flat_map(|s| [(0, s.min), (0, s.max)])
+        .collect();
+    let (lo, hi, _) = y_range(std::iter::once(ys.as_slice()));
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(
+            format!("{sweep}: learning curve (loss against training-set share)"),
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d((x_lo / 1.3..x_hi * 1.3).log_scale(), lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .x_desc("share of the training split used (log axis)")
+        .y_desc("loss")
+        .x_label_formatter(&|x| value_label(x))
+        .y_label_formatter(&value_label)
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    type Pick = fn(&LearningPoint) -> Option<Spread>;
+    let parts: [(&str, Pick, RGBColor); 2] = [
+        ("validation loss: lowest of each trial (bars: min-max over seeds)", |p| p.val, PALETTE[1]),
+        ("training loss at that epoch (mean over its batches)", |p| p.train, PALETTE[0]),
+    ];
+    for (name, pick, color) in parts {
+        let pts: Vec<(f64, Spread)> = lc
+            .points
+            .iter()
+            .filter_map(|p| pick(p).map(|s| (p.fraction, s)))
+            .collect();
         chart
-            .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+            .draw_series(LineSeries::new(
+                pts.iter().map(|(x, s)| (*x, s.mean)),
+                color.stroke_width(3),
+            ))
             .map_err(err)?
-            .label(format!("thick line = best trial (#{b})"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(4)));
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
+        chart
+            .draw_series(pts.iter().map(|(x, s)| {
+                ErrorBar::new_vertical(*x, s.min, s.mean, s.max, color.stroke_width(2), 10)
+            }))
+            .map_err(err)?;
     }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 15))
         .draw()
-        .map_err(err)
+        .map_err(err)?;
+    let n: Vec<String> = lc
+        .points
+        .iter()
+        .map(|p| format!("{}: {} trials", value_label(&p.fraction), p.trials))
+        .collect();
+    let text = if lc.config.is_empty() {
+        n.join(", ")
+    } else {
+        format!("setting: {} (best at the largest share); {}", lc.config, n.join(", "))
+    };
+    foot.draw_text(&text, &("sans-serif", 14).into_text_style(&foot), (20, 12))
+        .map_err(err)?;
+    root.present().map_err(err)
 }
 
 /// `trials/NNN.png`: one trial's training and validation loss, best epoch and stop reason.
@@ -269,13 +821,37 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
 
     let both = [t.train_loss.as_slice(), t.val_loss.as_slice()];
     let (lo, hi, _) = y_range(both.iter().copied());
+    // The second metric on a right-hand axis: accuracy (0-1) or RMSE (target units).
+    let (second, second_name) = if t.val_accuracy.is_empty() {
+        (&t.val_rmse, "validation RMSE (target units)")
+    } else {
+        (&t.val_accuracy, "validation accuracy")
+    };
+    let (s_lo, s_hi) = if t.val_accuracy.is_empty() {
+        let (l, h, _) = y_range(std::iter::once(second.as_slice()));
+        (l, h)
+    } else {
+        let l = finite(second).map(|p| p.1).fold(1.0, f64::min);
+        ((l - 0.05).max(0.0).min(0.9), 1.0)
+    };
     let mut chart = ChartBuilder::on(&body)
         .margin(20)
         .x_label_area_size(45)
         .y_label_area_size(70)
+        .right_y_label_area_size(if second.is_empty() { 0 } else { 70 })
         .build_cartesian_2d(1f64..max_epoch(&[t]), lo..hi)
-        .map_err(err)?;
+        .map_err(err)?
+        .set_secondary_coord(1f64..max_epoch(&[t]), s_lo..s_hi);
     draw_mesh(&mut chart, x_labels(&[t]), "loss", 15)?;
+    if !second.is_empty() {
+        chart
+            .configure_secondary_axes()
+            .y_desc(second_name)
+            .y_label_formatter(&value_label)
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
+    }
     if finite(&t.train_loss)
         .chain(finite(&t.val_loss))
         .next()
@@ -299,6 +875,17 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
             .label(name)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
+    }
+    if !second.is_empty() {
+        let color = PALETTE[4];
+        let pts: Vec<(f64, f64)> = finite(second).collect();
+        chart
+            .draw_secondary_series(DashedLineSeries::new(pts, 8, 5, color.stroke_width(2)))
+            .map_err(err)?
+            .label(format!("{second_name} (right axis)"))
+            .legend(move |(x, y)| {
+                DashedPathElement::new(vec![(x, y), (x + 24, y)], 8, 5, color.stroke_width(2))
             });
     }
     if let Some((e, v)) = t.best.filter(|b| b.1.is_finite()) {

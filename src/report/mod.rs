@@ -1,17 +1,30 @@
-//! Reports: PNG learning-curve charts under `reports/<sweep>/`, rebuilt from the store alone.
-//! Data is prepared by plain functions (tested exactly), then drawn.
+//! Reports: `reports/<sweep>/index.html` and PNG charts (learning curves, small multiples,
+//! summary, heatmap, learning curve over data size, one chart per trial), rebuilt from the
+//! store alone. Data is prepared by plain functions (tested exactly), then drawn.
 
 mod draw;
+mod html;
 mod paths;
 mod prepare;
+mod summary;
 
 pub use draw::{ReplayPoint, replay as draw_replay};
+pub use html::escape as escape_html;
 pub use paths::{ReportPaths, make_filename_safe};
-pub use prepare::{ChartData, StopMark, TrialSeries, prepare};
+pub use prepare::{ChartData, MAX_STYLES, StopMark, TrialSeries, prepare};
+pub use summary::{
+    Heatmap, LearningCurve, LearningPoint, Line, Spread, Summary, heatmap, learning_curve, summary,
+};
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::store::{Store, StoreError};
+use rayon::prelude::*;
+
+use crate::data::DataRecord;
+use crate::output::Rows;
+use crate::spec::{Choice, Metric};
+use crate::store::{Store, StoreError, TrialState};
 
 /// A chart that could not be drawn. The data it would show stays in the database.
 #[derive(Debug, thiserror::Error)]
@@ -30,37 +43,294 @@ pub struct ReportOutcome {
     pub failed: Vec<ChartError>,
 }
 
-/// Draws every chart of the sweep named `sweep` into `root/<sweep>/`. A failed chart is
-/// collected in the outcome and the others are still drawn.
+/// The trial charts already drawn in this process, by ordinal, with the state and number of
+/// points they showed; a redraw skips a trial whose chart would not change.
+#[derive(Debug, Default)]
+pub struct Drawn {
+    trials: HashMap<usize, (TrialState, usize)>,
+}
+
+/// The metric whose best value a sweep stores per trial: its stopping metric, else val_loss.
+pub fn sweep_metric(spec_json: &str) -> Metric {
+    serde_json::from_str::<serde_json::Value>(spec_json)
+        .ok()
+        .and_then(|s| s["stopping"]["metric"].as_str().and_then(Metric::parse))
+        .unwrap_or(Metric::ValLoss)
+}
+
+/// The stored spec as TOML (as the user wrote it, less comments), else as JSON.
+fn spec_text(spec_json: &str) -> String {
+    fn drop_nulls(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => m
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, drop_nulls(v)))
+                .collect(),
+            serde_json::Value::Array(a) => a.into_iter().map(drop_nulls).collect(),
+            v => v,
+        }
+    }
+    serde_json::from_str::<serde_json::Value>(spec_json)
+        .ok()
+        .and_then(|v| toml::to_string_pretty(&drop_nulls(v)).ok())
+        .unwrap_or_else(|| spec_json.to_string())
+}
+
+/// Draws every chart of the sweep named `sweep` into `root/<sweep>/`, then `index.html`. A
+/// failed chart is collected in the outcome and the others are still drawn.
 pub async fn write_report<S: Store>(
     store: &S,
     sweep: &str,
     root: &Path,
 ) -> Result<ReportOutcome, StoreError> {
+    redraw(store, sweep, root, &mut Drawn::default()).await
+}
+
+/// As [`write_report`], but trial charts already drawn (per `drawn`) and unchanged since are
+/// kept. The drawing runs on a blocking thread, so a running sweep's scheduler is not held up.
+pub async fn redraw<S: Store>(
+    store: &S,
+    sweep: &str,
+    root: &Path,
+    drawn: &mut Drawn,
+) -> Result<ReportOutcome, StoreError> {
     let row = store.sweep(sweep).await?;
     let trials = store.trials(row.id).await?;
     let metrics = store.metrics(row.id).await?;
     let decisions = store.stop_decisions(row.id).await?;
-    let data = prepare(&row.name, &trials, &metrics, &decisions);
+    let metric = sweep_metric(&row.spec);
+    let data = prepare(&row.name, metric, &trials, &metrics, &decisions);
+    let leaderboard = crate::inspect::leaderboard_rows(&trials, &metrics, None, false, None)
+        .unwrap_or_default();
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for state in TrialState::ALL {
+        let n = trials.iter().filter(|t| t.state == state).count();
+        if n > 0 {
+            counts.push((state.as_str().to_string(), n));
+        }
+    }
+    let spec: serde_json::Value = serde_json::from_str(&row.spec).unwrap_or_default();
+    let page = PageText {
+        description: spec["description"].as_str().map(String::from),
+        data: row
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<DataRecord>(d).ok())
+            .map(|r| crate::run::describe_data(&r)),
+        spec: spec_text(&row.spec),
+        running: row.finished_at.is_none()
+            || trials
+                .iter()
+                .any(|t| matches!(t.state, TrialState::Running)),
+        counts,
+    };
+    let skip: Vec<usize> = data
+        .trials
+        .iter()
+        .filter(|t| drawn.trials.get(&t.ordinal) == Some(&fingerprint(t)))
+        .map(|t| t.ordinal)
+        .collect();
     let paths = ReportPaths::new(root, &row.name);
+    let dir = paths.dir().to_path_buf();
+    let drawing =
+        tokio::task::spawn_blocking(move || draw_all(&data, &paths, &skip, &leaderboard, &page));
+    match drawing.await {
+        Ok((outcome, done)) => {
+            drawn.trials.extend(done);
+            Ok(outcome)
+        }
+        // A panic while drawing: the data is safe, and the report says what went wrong.
+        Err(e) => Ok(ReportOutcome {
+            failed: vec![ChartError {
+                path: dir.clone(),
+                message: e.to_string(),
+            }],
+            dir,
+            written: Vec::new(),
+        }),
+    }
+}
+
+/// What a trial chart shows that can change while a sweep runs.
+fn fingerprint(t: &TrialSeries) -> (TrialState, usize) {
+    (t.state, t.val_loss.len())
+}
+
+/// The page's text parts, made before drawing.
+struct PageText {
+    description: Option<String>,
+    data: Option<String>,
+    spec: String,
+    running: bool,
+    counts: Vec<(String, usize)>,
+}
+
+/// Draws every chart (trial charts in parallel, except those in `skip`) and the page.
+/// Returns the outcome and the fingerprints of the trial charts drawn.
+fn draw_all(
+    data: &ChartData,
+    paths: &ReportPaths,
+    skip: &[usize],
+    leaderboard: &Rows,
+    page: &PageText,
+) -> (ReportOutcome, Vec<(usize, (TrialState, usize))>) {
     let mut outcome = ReportOutcome {
         dir: paths.dir().to_path_buf(),
         ..Default::default()
     };
-    let mut record = |path: PathBuf, result: Result<(), String>| match result {
-        Ok(()) => outcome.written.push(path),
-        Err(message) => outcome.failed.push(ChartError { path, message }),
+    let record = |outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>| {
+        match result {
+            Ok(()) => outcome.written.push(path),
+            Err(message) => outcome.failed.push(ChartError { path, message }),
+        }
     };
     let dir = paths.trials_dir();
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        record(dir, Err(e.to_string()));
-        return Ok(outcome);
+        record(&mut outcome, dir, Err(e.to_string()));
+        return (outcome, Vec::new());
     }
-    record(paths.curves(), draw::curves(&data, &paths.curves()));
-    for t in &data.trials {
-        let path = paths.trial(t.ordinal);
-        let result = draw::trial(&data.sweep, t, &path);
-        record(path, result);
+    let mut charts: Vec<(String, String)> = Vec::new();
+    let mut chart = |outcome: &mut ReportOutcome,
+                     file: &str,
+                     caption: String,
+                     draw: &dyn Fn(&Path) -> Result<(), String>| {
+        let path = paths.dir().join(file);
+        let result = draw(&path);
+        if result.is_ok() {
+            charts.push((file.to_string(), caption));
+        }
+        record(outcome, path, result);
+    };
+    let n = data.trials.len();
+    chart(
+        &mut outcome,
+        "curves.png",
+        format!(
+            "Curves: validation loss of all {n} trials by epoch, colour = {}{}",
+            data.color_by,
+            data.style_by
+                .map_or(String::new(), |s| format!(", line style = {s}"))
+        ),
+        &|p| draw::curves(data, p),
+    );
+    if data.groups.len() > 1 {
+        chart(
+            &mut outcome,
+            "panels.png",
+            format!(
+                "Panels: one panel per {} on a shared scale",
+                data.color_by
+            ),
+            &|p| draw::panels(data, p),
+        );
     }
-    Ok(outcome)
+    if let Some(s) = summary(data) {
+        chart(
+            &mut outcome,
+            "summary.png",
+            format!(
+                "Summary: best {} against {}, a line per {}",
+                s.metric.name(),
+                s.x_key,
+                s.lines.first().map_or("-".into(), |l| l
+                    .label
+                    .split(", ")
+                    .map(|p| p.split('=').next().unwrap_or(p))
+                    .collect::<Vec<_>>()
+                    .join(" and "))
+            ),
+            &|p| draw::summary(&data.sweep, &s, p),
+        );
+    }
+    if let Some(h) = heatmap(data) {
+        chart(
+            &mut outcome,
+            "heatmap.png",
+            format!(
+                "Heatmap: best {} by {} and {}",
+                h.metric.name(),
+                h.x_key,
+                h.y_key
+            ),
+            &|p| draw::heatmap(&data.sweep, &h, p),
+        );
+    }
+    if let Some(lc) = learning_curve(data) {
+        chart(
+            &mut outcome,
+            "learning_curve.png",
+            "Learning curve: loss against the share of training data".into(),
+            &|p| draw::learning_curve(&data.sweep, &lc, p),
+        );
+    }
+    let results: Vec<(usize, PathBuf, Result<(), String>)> = data
+        .trials
+        .par_iter()
+        .filter(|t| !skip.contains(&t.ordinal))
+        .map(|t| {
+            let path = paths.trial(t.ordinal);
+            let result = draw::trial(&data.sweep, t, &path);
+            (t.ordinal, path, result)
+        })
+        .collect();
+    let mut done = Vec::new();
+    for (ordinal, path, result) in results {
+        if result.is_ok()
+            && let Some(t) = data.trials.iter().find(|t| t.ordinal == ordinal)
+        {
+            done.push((ordinal, fingerprint(t)));
+        }
+        record(&mut outcome, path, result);
+    }
+    let trial_charts: Vec<(usize, String)> = data
+        .trials
+        .iter()
+        .filter(|t| paths.trial(t.ordinal).exists())
+        .map(|t| (t.ordinal, format!("trials/{:03}.png", t.ordinal)))
+        .collect();
+    let generated = format!(
+        "Made by lcurve {} from the database alone; rebuild with `lcurve report {}`.",
+        env!("CARGO_PKG_VERSION"),
+        data.sweep
+    );
+    let html = html::render(&html::Page {
+        sweep: &data.sweep,
+        description: page.description.as_deref(),
+        counts: &page.counts,
+        running: page.running,
+        data: page.data.as_deref(),
+        spec: &page.spec,
+        leaderboard,
+        charts: &charts,
+        trial_charts: &trial_charts,
+        generated: &generated,
+    });
+    let index = paths.index();
+    // Written beside and renamed, so a browser reloading mid-write never sees half a page.
+    let tmp = paths.dir().join(".index.html.tmp");
+    let result = std::fs::write(&tmp, html)
+        .and_then(|()| std::fs::rename(&tmp, &index))
+        .map_err(|e| e.to_string());
+    record(&mut outcome, index, result);
+    (outcome, done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metric_and_spec_text_come_from_the_stored_spec() {
+        assert_eq!(
+            sweep_metric(r#"{"stopping":{"metric":"val_accuracy"}}"#),
+            Metric::ValAccuracy
+        );
+        assert_eq!(sweep_metric(r#"{"stopping":null}"#), Metric::ValLoss);
+        assert_eq!(sweep_metric("not json"), Metric::ValLoss);
+        let text = spec_text(r#"{"name":"s","stopping":null,"params":{"lr":[0.1,0.01]}}"#);
+        assert!(text.contains("name = \"s\""), "{text}");
+        assert!(text.contains("[params]"), "{text}");
+        assert!(!text.contains("stopping"), "nulls are left out: {text}");
+    }
 }

@@ -23,6 +23,10 @@ impl ReportPaths {
         self.dir.join("curves.png")
     }
 
+    pub fn index(&self) -> PathBuf {
+        self.dir.join("index.html")
+    }
+
     pub fn trials_dir(&self) -> PathBuf {
         self.dir.join("trials")
     }

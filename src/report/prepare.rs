@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::spec::{TrialConfig, varying};
+use crate::spec::{Metric, TrialConfig, varying};
 use crate::store::{DecisionRow, MetricPoint, TrialRow, TrialState};
 
 /// Where and why a trial was stopped early or diverged.
@@ -22,9 +22,15 @@ pub struct TrialSeries {
     /// The value of the colouring hyperparameter, as text.
     pub group: String,
     pub state: TrialState,
+    /// The value of the line-style hyperparameter, as text ("" when there is none).
+    pub style: String,
+    /// Every hyperparameter of the trial, as text, in expansion order.
+    pub params: Vec<(&'static str, String)>,
     pub train_loss: Vec<(usize, f64)>,
     pub val_loss: Vec<(usize, f64)>,
     pub val_accuracy: Vec<(usize, f64)>,
+    pub val_rmse: Vec<(usize, f64)>,
+    /// Best epoch and value of the sweep's metric ([`ChartData::metric`]).
     pub best: Option<(usize, f64)>,
     pub stop: Option<StopMark>,
 }
@@ -32,11 +38,50 @@ pub struct TrialSeries {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChartData {
     pub sweep: String,
-    /// The hyperparameter that colours `curves.png`.
+    /// The metric whose best value each trial carries (the stopping metric, else val_loss).
+    pub metric: Metric,
+    /// The hyperparameters that differ between trials, in expansion order.
+    pub varying: Vec<&'static str>,
+    /// The hyperparameter that colours `curves.png` and splits `panels.png`.
     pub color_by: &'static str,
     /// Its values, in grid order.
     pub groups: Vec<String>,
+    /// A second varying hyperparameter with at most [`MAX_STYLES`] values: line style in
+    /// `curves.png`, colour within each panel of `panels.png`.
+    pub style_by: Option<&'static str>,
+    /// Its values, in grid order.
+    pub styles: Vec<String>,
     pub trials: Vec<TrialSeries>,
+}
+
+/// Line styles that stay apart: solid, dashed, dotted, long dashes.
+pub const MAX_STYLES: usize = 4;
+
+impl ChartData {
+    /// The ordinal of the trial with the best value of [`ChartData::metric`].
+    pub fn best_trial(&self) -> Option<usize> {
+        let mut best: Option<(usize, f64)> = None;
+        for t in &self.trials {
+            if let Some((_, v)) = t.best
+                && best.is_none_or(|b| self.metric.better(v, b.1))
+            {
+                best = Some((t.ordinal, v));
+            }
+        }
+        best.map(|b| b.0)
+    }
+}
+
+/// The distinct values of `key` over `trials`, in first-seen order.
+fn distinct(trials: &[TrialRow], key: &str) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    for t in trials {
+        let v = param_text(&t.config, key);
+        if !values.contains(&v) {
+            values.push(v);
+        }
+    }
+    values
 }
 
 /// Colour by the first of these that varies in the sweep, else by the first that varies.
@@ -61,6 +106,7 @@ fn param_text(config: &TrialConfig, key: &str) -> String {
 
 pub fn prepare(
     sweep: &str,
+    metric: Metric,
     trials: &[TrialRow],
     metrics: &[MetricPoint],
     decisions: &[DecisionRow],
@@ -73,13 +119,14 @@ pub fn prepare(
         .copied()
         .unwrap_or("activation");
     let key = |c: &TrialConfig| param_text(c, color_by);
-    let mut groups: Vec<String> = Vec::new();
-    for t in trials {
-        let g = key(&t.config);
-        if !groups.contains(&g) {
-            groups.push(g);
-        }
-    }
+    let groups = distinct(trials, color_by);
+    let style_by = COLOR_PREFERENCE
+        .iter()
+        .chain(&varies)
+        .copied()
+        .filter(|k| *k != color_by && varies.contains(k))
+        .find(|k| distinct(trials, k).len() <= MAX_STYLES);
+    let styles = style_by.map_or_else(Vec::new, |k| distinct(trials, k));
     let mut by_trial: HashMap<(i64, String), Vec<(usize, f64)>> = HashMap::new();
     for m in metrics {
         by_trial
@@ -106,10 +153,13 @@ pub fn prepare(
                 ordinal: t.ordinal,
                 label: t.config.label(),
                 group: key(&t.config),
+                style: style_by.map_or_else(String::new, |k| param_text(&t.config, k)),
+                params: t.config.params(),
                 state: t.state,
                 train_loss: series(t.id, "train_loss"),
                 val_loss: series(t.id, "val_loss"),
                 val_accuracy: series(t.id, "val_accuracy"),
+                val_rmse: series(t.id, "val_rmse"),
                 best: t.best_epoch.zip(t.best_value),
                 stop,
             }
@@ -117,8 +167,12 @@ pub fn prepare(
         .collect();
     ChartData {
         sweep: sweep.to_string(),
+        metric,
+        varying: varies,
         color_by,
         groups,
+        style_by,
+        styles,
         trials,
     }
 }
@@ -193,10 +247,11 @@ mod tests {
             action: "stop".into(),
             reason: "flat".into(),
         }];
-        let data = prepare("s", &trials, &metrics, &decisions);
+        let data = prepare("s", Metric::ValLoss, &trials, &metrics, &decisions);
         // Only the learning rate varies, so it colours the chart.
         assert_eq!(data.color_by, "learning_rate");
         assert_eq!(data.groups, vec!["0.1".to_string(), "0.01".to_string()]);
+        assert_eq!(data.style_by, None, "nothing else varies");
         assert_eq!(
             data.trials[0].val_loss,
             vec![(1, 0.5), (2, 0.6)],

@@ -163,6 +163,8 @@ pub struct SweepRow {
     pub spec: String,
     pub created_at: String,
     pub finished_at: Option<String>,
+    /// The data record (JSON) of the data the sweep trained on; absent for 0.1 sweeps.
+    pub data: Option<String>,
 }
 
 /// A sweep with its trial counts by state, for `lcurve ls`.

@@ -440,7 +440,7 @@ impl Store for SqliteStore {
 
     async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, spec, created_at, finished_at FROM sweeps WHERE name = ?",
+            "SELECT id, name, spec, created_at, finished_at, data FROM sweeps WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -451,7 +451,7 @@ impl Store for SqliteStore {
 
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, name, spec, created_at, finished_at FROM sweeps ORDER BY id")
+            sqlx::query("SELECT id, name, spec, created_at, finished_at, data FROM sweeps ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -671,6 +671,7 @@ fn sweep_row(row: &sqlx::sqlite::SqliteRow) -> SweepRow {
         spec: row.get("spec"),
         created_at: row.get("created_at"),
         finished_at: row.get("finished_at"),
+        data: row.get("data"),
     }
 }
 
