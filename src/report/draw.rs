@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 
 use super::prepare::{ChartData, MAX_STYLES, TrialSeries};
-use super::summary::{Heatmap, LearningCurve, LearningPoint, Spread, Summary};
+use super::summary::{Heatmap, LearningCurve, LearningPoint, Line, Spread, Summary};
 use crate::spec::Choice as _;
 use crate::store::TrialState;
 
@@ -130,7 +130,7 @@ where
 }
 
 /// Dash patterns (dash, gap) for the line-style hyperparameter; (0, 0) is solid.
-const DASHES: [(u32, u32); MAX_STYLES] = [(0, 0), (14, 6), (3, 5), (28, 10)];
+const DASHES: [(u32, u32); MAX_STYLES] = [(0, 0), (12, 6), (3, 4), (24, 14)];
 const DASH_NAMES: [&str; MAX_STYLES] = ["solid", "dashed", "dotted", "long dashes"];
 
 /// Draws one polyline, solid or dashed.
@@ -201,7 +201,7 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, keys: &[Key]) -> Re
                 text: s,
             } => {
                 let style = color.stroke_width(*width);
-                let pts = vec![(10, y + 8), (44, y + 8)];
+                let pts = vec![(6, y + 8), (46, y + 8)];
                 if dash.0 == 0 {
                     area.draw(&PathElement::new(pts, style)).map_err(err)?;
                 } else {
@@ -230,6 +230,55 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, keys: &[Key]) -> Re
             }
         }
         y += 22;
+    }
+    Ok(())
+}
+
+/// Draws `keys` left to right on one row at height `y` (above a chart, never over it).
+fn legend_row<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    keys: &[Key],
+    y: i32,
+) -> Result<(), String> {
+    let text = ("sans-serif", 15).into_text_style(area);
+    let mut x = 20;
+    for key in keys {
+        let (label, width) = match key {
+            Key::Line {
+                color,
+                dash,
+                width,
+                text: s,
+            } => {
+                let style = color.stroke_width(*width);
+                let pts = vec![(x, y + 8), (x + 34, y + 8)];
+                if dash.0 == 0 {
+                    area.draw(&PathElement::new(pts, style)).map_err(err)?;
+                } else {
+                    area.draw(&DashedPathElement::new(pts, dash.0, dash.1, style))
+                        .map_err(err)?;
+                }
+                (s, 42)
+            }
+            Key::Cross(color, s) => {
+                area.draw(&Cross::new((x + 12, y + 8), 6, color.stroke_width(2)))
+                    .map_err(err)?;
+                (s, 28)
+            }
+            Key::Triangle(s) => {
+                area.draw(&TriangleMarker::new((x + 12, y + 8), 7, RED.filled()))
+                    .map_err(err)?;
+                (s, 28)
+            }
+            Key::Dot(color, s) => {
+                area.draw(&Circle::new((x + 12, y + 8), 5, color.filled()))
+                    .map_err(err)?;
+                (s, 28)
+            }
+            Key::Heading(s) | Key::Note(s) => (s, 0),
+        };
+        area.draw_text(label, &text, (x + width, y)).map_err(err)?;
+        x += width + 7 * label.chars().count() as i32 + 20;
     }
     Ok(())
 }
@@ -270,7 +319,10 @@ fn marker_keys(data: &ChartData, keys: &mut Vec<Key>) {
     }
     let diverged = of(TrialState::Diverged);
     if !diverged.is_empty() {
-        keys.push(Key::Triangle(format!("diverged, NaN/inf ({})", diverged.len())));
+        keys.push(Key::Triangle(format!(
+            "diverged, NaN/inf ({})",
+            diverged.len()
+        )));
         keys.push(Key::Note(format!("  {}", ordinals(&diverged))));
         keys.push(Key::Note("  (no finite value: at the top)".into()));
     }
@@ -358,7 +410,12 @@ macro_rules! epoch_chart {
             let mut $chart = builder
                 .build_cartesian_2d(x, (lo..hi).log_scale())
                 .map_err(err)?;
-            draw_mesh(&mut $chart, x_labels(trials), &format!("{} (log)", $y_desc), $font)?;
+            draw_mesh(
+                &mut $chart,
+                x_labels(trials),
+                &format!("{} (log)", $y_desc),
+                $font,
+            )?;
             $body
         } else {
             let mut $chart = builder.build_cartesian_2d(x, lo..hi).map_err(err)?;
@@ -388,10 +445,22 @@ pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
             .position(|s| *s == t.style)
             .map_or(DASHES[0], |i| DASHES[i % DASHES.len()])
     };
-    let title = format!("{}: validation loss by epoch ({} trials)", data.sweep, all.len());
-    epoch_chart!(&plot, title, 24, &all, "validation loss", 16, |chart, top| {
-        draw_val_curves(&mut chart, &all, best, top, thin, |t| (color(t), dash(t)))?;
-    });
+    let title = format!(
+        "{}: validation loss by epoch ({} trials)",
+        data.sweep,
+        all.len()
+    );
+    epoch_chart!(
+        &plot,
+        title,
+        24,
+        &all,
+        "validation loss",
+        16,
+        |chart, top| {
+            draw_val_curves(&mut chart, &all, best, top, thin, |t| (color(t), dash(t)))?;
+        }
+    );
     let mut keys = vec![Key::Heading(format!("colour: {}", data.color_by))];
     for (i, g) in data.groups.iter().enumerate().take(16) {
         keys.push(Key::Line {
@@ -506,11 +575,21 @@ pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
     let root = BitMapBackend::new(path, (1300, 720)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (plot, side) = root.split_horizontally(960);
-    let xs: Vec<f64> = s.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).collect();
-    let (x_lo, x_hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
-        (l.min(x), h.max(x))
-    });
-    let (x_lo, x_hi) = if x_lo < x_hi { (x_lo, x_hi) } else { (x_lo - 1.0, x_lo + 1.0) };
+    let xs: Vec<f64> = s
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .collect();
+    let (x_lo, x_hi) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+            (l.min(x), h.max(x))
+        });
+    let (x_lo, x_hi) = if x_lo < x_hi {
+        (x_lo, x_hi)
+    } else {
+        (x_lo - 1.0, x_lo + 1.0)
+    };
     let ys: Vec<(usize, f64)> = s
         .lines
         .iter()
@@ -525,10 +604,51 @@ pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
     );
     let y_desc = format!(
         "best {metric} ({} is better){}",
-        if s.metric.minimize() { "lower" } else { "higher" },
+        if s.metric.minimize() {
+            "lower"
+        } else {
+            "higher"
+        },
         if log_y { ", log" } else { "" }
     );
     let x_desc = s.x_key.to_string();
+    // Colour by the first line key's value, dash by the second's.
+    let distinct = |i: usize| {
+        let mut v: Vec<&str> = Vec::new();
+        for l in &s.lines {
+            if let Some(p) = l.parts.get(i)
+                && !v.contains(&p.as_str())
+            {
+                v.push(p);
+            }
+        }
+        v
+    };
+    let (firsts, seconds) = (distinct(0), distinct(1));
+    let look = |l: &Line| {
+        let at = |values: &[&str], i: usize| {
+            l.parts
+                .get(i)
+                .and_then(|p| values.iter().position(|v| v == p))
+                .unwrap_or(0)
+        };
+        (
+            PALETTE[at(&firsts, 0) % PALETTE.len()],
+            DASHES[at(&seconds, 1) % DASHES.len()],
+        )
+    };
+    // Label the x axis at the values tried (and at powers of ten), nowhere else.
+    let x_label = |x: &f64| {
+        let tried = xs
+            .iter()
+            .any(|v| ((v - x) / v.abs().max(1e-300)).abs() < 1e-6);
+        let decade = s.log_x && (x.log10() - x.log10().round()).abs() < 1e-9;
+        if tried || decade {
+            value_label(x)
+        } else {
+            String::new()
+        }
+    };
     macro_rules! draw_lines {
         ($chart:ident) => {{
             $chart
@@ -536,18 +656,20 @@ pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
                 .light_line_style(WHITE)
                 .x_desc(x_desc.as_str())
                 .y_desc(y_desc.as_str())
-                .x_label_formatter(&|x| value_label(x))
+                .x_label_formatter(&x_label)
                 .y_label_formatter(&value_label)
                 .label_style(("sans-serif", 16))
                 .draw()
                 .map_err(err)?;
-            for (i, l) in s.lines.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
-                let pts: Vec<(f64, f64)> =
-                    l.points.iter().copied().filter(|p| p.1.is_finite()).collect();
-                $chart
-                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                    .map_err(err)?;
+            for l in &s.lines {
+                let (color, dash) = look(l);
+                let pts: Vec<(f64, f64)> = l
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| p.1.is_finite())
+                    .collect();
+                line(&mut $chart, pts.clone(), dash, color.stroke_width(2))?;
                 $chart
                     .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
                     .map_err(err)?;
@@ -600,12 +722,33 @@ pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
             draw_lines!(c);
         }
     }
-    let mut keys = vec![Key::Heading("lines".into())];
-    for (i, l) in s.lines.iter().enumerate().take(24) {
-        keys.push(Key::Dot(PALETTE[i % PALETTE.len()], l.label.clone()));
+    let mut keys = Vec::new();
+    match s.line_keys.first() {
+        Some(k) => {
+            keys.push(Key::Heading(format!("colour: {k}")));
+            for (i, v) in firsts.iter().enumerate().take(16) {
+                keys.push(Key::Dot(PALETTE[i % PALETTE.len()], v.to_string()));
+            }
+        }
+        None => keys.push(Key::Dot(PALETTE[0], "all trials".into())),
     }
-    keys.push(Key::Note("each point: best over the trials there".into()));
-    if s.lines.iter().any(|l| l.points.iter().any(|p| !p.1.is_finite())) {
+    if let Some(k) = s.line_keys.get(1) {
+        keys.push(Key::Heading(format!("line: {k}")));
+        for (i, v) in seconds.iter().enumerate() {
+            keys.push(Key::Line {
+                color: BLACK,
+                dash: DASHES[i % DASHES.len()],
+                width: 2,
+                text: format!("{v} ({})", DASH_NAMES[i % DASH_NAMES.len()]),
+            });
+        }
+    }
+    keys.push(Key::Heading("points".into()));
+    keys.push(Key::Note("the best trial at each point".into()));
+    if s.lines
+        .iter()
+        .any(|l| l.points.iter().any(|p| !p.1.is_finite()))
+    {
         keys.push(Key::Cross(RED, "every trial there diverged".into()));
         keys.push(Key::Note("  (drawn on the top edge)".into()));
     }
@@ -633,7 +776,7 @@ pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
     );
     let (left, top) = (170, 90);
     let w = (left + cw * h.xs.len() as i32 + 60).max(760) as u32;
-    let hgt = (top + ch * h.ys.len() as i32 + 110) as u32;
+    let hgt = (top + ch * h.ys.len() as i32 + 70) as u32;
     let root = BitMapBackend::new(path, (w, hgt)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let metric = h.metric.name();
@@ -642,7 +785,11 @@ pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
         .map_err(err)?;
     let note = format!(
         "each cell: best over its trials; brighter = better ({} {metric} is better)",
-        if h.metric.minimize() { "lower" } else { "higher" }
+        if h.metric.minimize() {
+            "lower"
+        } else {
+            "higher"
+        }
     );
     root.draw_text(&note, &("sans-serif", 15).into_text_style(&root), (20, 48))
         .map_err(err)?;
@@ -659,8 +806,12 @@ pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
     let label = ("sans-serif", 14).into_text_style(&root);
     for (yi, row) in h.cells.iter().enumerate() {
         let y = top + ch * yi as i32;
-        root.draw_text(&h.ys[yi], &label, (left - 10 - 8 * h.ys[yi].len() as i32, y + ch / 2 - 7))
-            .map_err(err)?;
+        root.draw_text(
+            &h.ys[yi],
+            &label,
+            (left - 10 - 8 * h.ys[yi].len() as i32, y + ch / 2 - 7),
+        )
+        .map_err(err)?;
         for (xi, cell) in row.iter().enumerate() {
             let x = left + cw * xi as i32;
             let (fill, text, dark) = match cell {
@@ -682,9 +833,10 @@ pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
                 WHITE.stroke_width(2),
             ))
             .map_err(err)?;
-            let style = ("sans-serif", 14)
-                .into_text_style(&root)
-                .color(if dark { &WHITE } else { &BLACK });
+            let style =
+                ("sans-serif", 14)
+                    .into_text_style(&root)
+                    .color(if dark { &WHITE } else { &BLACK });
             root.draw_text(
                 &text,
                 &style,
@@ -701,7 +853,8 @@ pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
     let axis = ("sans-serif", 17).into_text_style(&root);
     root.draw_text(h.x_key, &axis, (left, bottom + 36))
         .map_err(err)?;
-    root.draw_text(h.y_key, &axis, (10, top - 26)).map_err(err)?;
+    root.draw_text(h.y_key, &axis, (10, top - 26))
+        .map_err(err)?;
     root.present().map_err(err)
 }
 
@@ -715,7 +868,11 @@ pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<()
     let xs: Vec<f64> = lc.points.iter().map(|p| p.fraction).collect();
     let x_lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
     let x_hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (x_lo, x_hi) = if x_lo < x_hi { (x_lo, x_hi) } else { (x_lo / 2.0, x_lo * 2.0) };
+    let (x_lo, x_hi) = if x_lo < x_hi {
+        (x_lo, x_hi)
+    } else {
+        (x_lo / 2.0, x_lo * 2.0)
+    };
     let ys: Vec<(usize, f64)> = lc
         .points
         .iter()
@@ -746,8 +903,16 @@ pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<()
         .map_err(err)?;
     type Pick = fn(&LearningPoint) -> Option<Spread>;
     let parts: [(&str, Pick, RGBColor); 2] = [
-        ("validation loss: lowest of each trial (bars: min-max over seeds)", |p| p.val, PALETTE[1]),
-        ("training loss at that epoch (mean over its batches)", |p| p.train, PALETTE[0]),
+        (
+            "validation loss: lowest of each trial (bars: min-max over seeds)",
+            |p| p.val,
+            PALETTE[1],
+        ),
+        (
+            "training loss at that epoch (mean over its batches)",
+            |p| p.train,
+            PALETTE[0],
+        ),
     ];
     for (name, pick, color) in parts {
         let pts: Vec<(f64, Spread)> = lc
@@ -762,7 +927,9 @@ pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<()
             ))
             .map_err(err)?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
         chart
             .draw_series(pts.iter().map(|(x, s)| {
                 ErrorBar::new_vertical(*x, s.min, s.mean, s.max, color.stroke_width(2), 10)
@@ -785,7 +952,11 @@ pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<()
     let text = if lc.config.is_empty() {
         n.join(", ")
     } else {
-        format!("setting: {} (best at the largest share); {}", lc.config, n.join(", "))
+        format!(
+            "setting: {} (best at the largest share); {}",
+            lc.config,
+            n.join(", ")
+        )
     };
     foot.draw_text(&text, &("sans-serif", 14).into_text_style(&foot), (20, 12))
         .map_err(err)?;
@@ -797,7 +968,7 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
     register_bundled_font();
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let (head, body) = root.split_vertically(90);
+    let (head, body) = root.split_vertically(118);
     let title = format!(
         "{sweep} trial #{}: {} [{}]",
         t.ordinal,
@@ -832,7 +1003,7 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
         (l, h)
     } else {
         let l = finite(second).map(|p| p.1).fold(1.0, f64::min);
-        ((l - 0.05).max(0.0).min(0.9), 1.0)
+        ((l - 0.05).clamp(0.0, 0.9), 1.0)
     };
     let mut chart = ChartBuilder::on(&body)
         .margin(20)
@@ -865,28 +1036,33 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
         body.draw_text(text, &style, (x.max(10), i32::try_from(h / 2).unwrap_or(0)))
             .map_err(err)?;
     }
+    let mut keys = Vec::new();
     for (name, points, color) in [
         ("train loss", &t.train_loss, PALETTE[0]),
         ("validation loss", &t.val_loss, PALETTE[1]),
     ] {
         chart
             .draw_series(LineSeries::new(finite(points), color.stroke_width(2)))
-            .map_err(err)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-            });
+            .map_err(err)?;
+        keys.push(Key::Line {
+            color,
+            dash: (0, 0),
+            width: 3,
+            text: name.into(),
+        });
     }
     if !second.is_empty() {
         let color = PALETTE[4];
         let pts: Vec<(f64, f64)> = finite(second).collect();
         chart
             .draw_secondary_series(DashedLineSeries::new(pts, 8, 5, color.stroke_width(2)))
-            .map_err(err)?
-            .label(format!("{second_name} (right axis)"))
-            .legend(move |(x, y)| {
-                DashedPathElement::new(vec![(x, y), (x + 24, y)], 8, 5, color.stroke_width(2))
-            });
+            .map_err(err)?;
+        keys.push(Key::Line {
+            color,
+            dash: (8, 5),
+            width: 2,
+            text: format!("{second_name} (right axis)"),
+        });
     }
     if let Some((e, v)) = t.best.filter(|b| b.1.is_finite()) {
         let line = vec![(e as f64, lo), (e as f64, hi)];
@@ -895,11 +1071,13 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
                 line,
                 PALETTE[2].stroke_width(2),
             )))
-            .map_err(err)?
-            .label(format!("best epoch {e} ({v:.4})"))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], PALETTE[2].stroke_width(3))
-            });
+            .map_err(err)?;
+        keys.push(Key::Line {
+            color: PALETTE[2],
+            dash: (0, 0),
+            width: 3,
+            text: format!("best epoch {e} ({v:.4})"),
+        });
     }
     if let (Some(stop), Some(p)) = (&t.stop, finite(&t.val_loss).last()) {
         let label = if stop.diverged {
@@ -909,18 +1087,10 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
         };
         chart
             .draw_series(std::iter::once(Cross::new(p, 9, RED.stroke_width(3))))
-            .map_err(err)?
-            .label(label)
-            .legend(|(x, y)| Cross::new((x + 12, y), 6, RED.stroke_width(2)));
+            .map_err(err)?;
+        keys.push(Key::Cross(RED, label.into()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(err)?;
+    legend_row(&head, &keys, 84)?;
     root.present().map_err(err)
 }
 

@@ -191,7 +191,10 @@ mod tests {
 
     #[test]
     fn escapes_and_links() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         let mut rows = Rows::new(&["ordinal", "activation", "best_val_loss", "state"]);
         rows.rows.push(vec![
             Cell::Int(3),
@@ -223,10 +226,15 @@ mod tests {
         assert!(page.contains("<p>d &amp; e</p>"));
         assert!(page.contains("2 trials: 1 completed, 1 diverged"));
         assert!(page.contains("<tr class=\"best\"><td><a href=\"trials/003.png\">3</a></td>"));
-        assert!(page.contains("<tr class=\"diverged\"><td>1</td><td class=\"t\">&lt;b&gt;</td><td>NaN (diverged)</td>"));
+        assert!(page.contains(
+            "<tr class=\"diverged\"><td>1</td><td class=\"t\">&lt;b&gt;</td><td>NaN (diverged)</td>"
+        ));
         assert!(page.contains("<img src=\"curves.png\""));
         assert!(page.contains("<img src=\"trials/003.png\" loading=\"lazy\""));
-        assert!(!page.contains("http-equiv=\"refresh\""), "finished: no reload");
+        assert!(
+            !page.contains("http-equiv=\"refresh\""),
+            "finished: no reload"
+        );
         assert!(!page.contains("<script"), "no scripts");
     }
 }

@@ -47,8 +47,11 @@ pub struct ReportOutcome {
 /// points they showed; a redraw skips a trial whose chart would not change.
 #[derive(Debug, Default)]
 pub struct Drawn {
-    trials: HashMap<usize, (TrialState, usize)>,
+    trials: HashMap<usize, Fingerprint>,
 }
+
+/// What a trial chart shows that can change while a sweep runs: state and epochs.
+type Fingerprint = (TrialState, usize);
 
 /// The metric whose best value a sweep stores per trial: its stopping metric, else val_loss.
 pub fn sweep_metric(spec_json: &str) -> Metric {
@@ -101,8 +104,8 @@ pub async fn redraw<S: Store>(
     let decisions = store.stop_decisions(row.id).await?;
     let metric = sweep_metric(&row.spec);
     let data = prepare(&row.name, metric, &trials, &metrics, &decisions);
-    let leaderboard = crate::inspect::leaderboard_rows(&trials, &metrics, None, false, None)
-        .unwrap_or_default();
+    let leaderboard =
+        crate::inspect::leaderboard_rows(&trials, &metrics, None, false, None).unwrap_or_default();
     let mut counts: Vec<(String, usize)> = Vec::new();
     for state in TrialState::ALL {
         let n = trials.iter().filter(|t| t.state == state).count();
@@ -110,15 +113,14 @@ pub async fn redraw<S: Store>(
             counts.push((state.as_str().to_string(), n));
         }
     }
-    let spec: serde_json::Value = serde_json::from_str(&row.spec).unwrap_or_default();
     let page = PageText {
-        description: spec["description"].as_str().map(String::from),
+        description: row.description.clone(),
         data: row
             .data
             .as_deref()
             .and_then(|d| serde_json::from_str::<DataRecord>(d).ok())
             .map(|r| crate::run::describe_data(&r)),
-        spec: spec_text(&row.spec),
+        spec: row.source.clone().unwrap_or_else(|| spec_text(&row.spec)),
         running: row.finished_at.is_none()
             || trials
                 .iter()
@@ -152,8 +154,7 @@ pub async fn redraw<S: Store>(
     }
 }
 
-/// What a trial chart shows that can change while a sweep runs.
-fn fingerprint(t: &TrialSeries) -> (TrialState, usize) {
+fn fingerprint(t: &TrialSeries) -> Fingerprint {
     (t.state, t.val_loss.len())
 }
 
@@ -174,17 +175,16 @@ fn draw_all(
     skip: &[usize],
     leaderboard: &Rows,
     page: &PageText,
-) -> (ReportOutcome, Vec<(usize, (TrialState, usize))>) {
+) -> (ReportOutcome, Vec<(usize, Fingerprint)>) {
     let mut outcome = ReportOutcome {
         dir: paths.dir().to_path_buf(),
         ..Default::default()
     };
-    let record = |outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>| {
-        match result {
+    let record =
+        |outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>| match result {
             Ok(()) => outcome.written.push(path),
             Err(message) => outcome.failed.push(ChartError { path, message }),
-        }
-    };
+        };
     let dir = paths.trials_dir();
     if let Err(e) = std::fs::create_dir_all(&dir) {
         record(&mut outcome, dir, Err(e.to_string()));
@@ -218,10 +218,7 @@ fn draw_all(
         chart(
             &mut outcome,
             "panels.png",
-            format!(
-                "Panels: one panel per {} on a shared scale",
-                data.color_by
-            ),
+            format!("Panels: one panel per {} on a shared scale", data.color_by),
             &|p| draw::panels(data, p),
         );
     }

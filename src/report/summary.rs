@@ -33,6 +33,8 @@ const LINE_KEYS: [&str; 6] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     pub label: String,
+    /// The line's value of each of [`Summary::line_keys`].
+    pub parts: Vec<String>,
     pub points: Vec<(f64, f64)>,
 }
 
@@ -42,6 +44,8 @@ pub struct Summary {
     pub x_key: &'static str,
     /// Whether x spans enough (positive, 10x or more) for a log axis.
     pub log_x: bool,
+    /// The hyperparameters that tell the lines apart (none: one line of all trials).
+    pub line_keys: Vec<&'static str>,
     pub lines: Vec<Line>,
 }
 
@@ -62,7 +66,7 @@ fn best_of(t: &TrialSeries) -> f64 {
 /// the trials there. `None` when no numeric hyperparameter varies.
 pub fn summary(data: &ChartData) -> Option<Summary> {
     let x_key = X_KEYS.into_iter().find(|k| data.varying.contains(k))?;
-    let line_keys: Vec<&str> = LINE_KEYS
+    let line_keys: Vec<&'static str> = LINE_KEYS
         .into_iter()
         .filter(|k| *k != x_key && data.varying.contains(k))
         .take(2)
@@ -106,13 +110,22 @@ pub fn summary(data: &ChartData) -> Option<Summary> {
                 .map(|c| (c.1, data.metric.best(c.2.iter().copied())))
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Line { label, points }
+            let parts = label
+                .split(", ")
+                .filter_map(|p| p.split_once('=').map(|kv| kv.1.to_string()))
+                .collect();
+            Line {
+                label,
+                parts,
+                points,
+            }
         })
         .collect();
     Some(Summary {
         metric: data.metric,
         x_key,
         log_x: lo > 0.0 && hi / lo >= 10.0,
+        line_keys,
         lines,
     })
 }
@@ -262,7 +275,11 @@ pub fn learning_curve(data: &ChartData) -> Option<LearningCurve> {
                 .filter(|p| p.1.is_finite())
                 .min_by(|a, b| a.1.total_cmp(&b.1));
             let (val, train) = best.map_or((f64::NAN, f64::NAN), |&(e, v)| {
-                let train = t.train_loss.iter().find(|p| p.0 == e).map_or(f64::NAN, |p| p.1);
+                let train = t
+                    .train_loss
+                    .iter()
+                    .find(|p| p.0 == e)
+                    .map_or(f64::NAN, |p| p.1);
                 (v, train)
             });
             (config_of(t), fraction(t), val, train)
@@ -299,8 +316,10 @@ pub fn learning_curve(data: &ChartData) -> Option<LearningCurve> {
     let points = fractions
         .into_iter()
         .map(|f| {
-            let here: Vec<&(String, f64, f64, f64)> =
-                scored.iter().filter(|s| s.0 == config && s.1 == f).collect();
+            let here: Vec<&(String, f64, f64, f64)> = scored
+                .iter()
+                .filter(|s| s.0 == config && s.1 == f)
+                .collect();
             LearningPoint {
                 fraction: f,
                 trials: here.len(),
@@ -374,7 +393,9 @@ mod tests {
         assert_eq!(s.x_key, "learning_rate");
         assert!(s.log_x, "0.001 to 0.1 spans 100x");
         assert_eq!(s.lines.len(), 2);
+        assert_eq!(s.line_keys, vec!["activation"]);
         assert_eq!(s.lines[0].label, "activation=relu");
+        assert_eq!(s.lines[0].parts, vec!["relu"]);
         assert_eq!(
             s.lines[0].points,
             vec![(0.001, 0.2), (0.1, 0.5)],

@@ -131,7 +131,9 @@ pub fn parse(path: &Path, source: &str) -> Result<SweepSpec, SpecError> {
     let doc = toml::de::DeTable::parse(source).map_err(|e| toml_error(&site, &e))?;
     let params = doc.get_ref().get("params");
     let folder = path.parent().unwrap_or(Path::new(""));
-    Validator { site, folder }.spec(raw, params)
+    let mut spec = Validator { site, folder }.spec(raw, params)?;
+    spec.source = Some(source.to_string());
+    Ok(spec)
 }
 
 fn toml_error(site: &ErrorSite, e: &toml::de::Error) -> SpecError {
@@ -278,6 +280,7 @@ impl Validator<'_> {
             params: space,
             train: self.train(raw.train)?,
             stopping,
+            source: None,
         })
     }
 

@@ -391,6 +391,10 @@ pub struct SweepSpec {
     #[serde(skip)]
     pub train: TrainSpec,
     pub stopping: Option<StoppingSpec>,
+    /// The sweep file's text as read; stored in `sweeps.source` for the report, not in the
+    /// spec or its hash (comments and layout do not change a sweep).
+    #[serde(skip)]
+    pub source: Option<String>,
 }
 
 impl SweepSpec {

@@ -165,6 +165,9 @@ pub struct SweepRow {
     pub finished_at: Option<String>,
     /// The data record (JSON) of the data the sweep trained on; absent for 0.1 sweeps.
     pub data: Option<String>,
+    pub description: Option<String>,
+    /// The sweep file's text as last run; absent for sweeps stored before lcurve 0.2.
+    pub source: Option<String>,
 }
 
 /// A sweep with its trial counts by state, for `lcurve ls`.

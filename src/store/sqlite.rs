@@ -211,14 +211,17 @@ impl Store for SqliteStore {
                 _ => false,
             };
             if stored == hash && !data_differs {
-                if stored_data.is_none() && data.is_some() {
-                    sqlx::query("UPDATE sweeps SET data = ? WHERE id = ?")
-                        .bind(data)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                }
+                // The same sweep: keep the latest file text (its comments may have changed),
+                // and the data record if an older lcurve stored none.
+                sqlx::query(
+                    "UPDATE sweeps SET data = coalesce(data, ?), source = coalesce(?, source) WHERE id = ?",
+                )
+                .bind(data)
+                .bind(spec.source.as_deref())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 return Ok(id);
             }
             if stored == hash && !replace {
@@ -240,7 +243,7 @@ impl Store for SqliteStore {
                 .await?;
         }
         let id = sqlx::query(
-            "INSERT INTO sweeps (name, description, spec, spec_hash, lcurve_version, data) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sweeps (name, description, spec, spec_hash, lcurve_version, data, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(spec.name.as_str())
         .bind(spec.description.as_deref())
@@ -248,6 +251,7 @@ impl Store for SqliteStore {
         .bind(hash)
         .bind(env!("CARGO_PKG_VERSION"))
         .bind(data)
+        .bind(spec.source.as_deref())
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();
@@ -440,7 +444,7 @@ impl Store for SqliteStore {
 
     async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, spec, created_at, finished_at, data FROM sweeps WHERE name = ?",
+            "SELECT id, name, description, spec, created_at, finished_at, data, source FROM sweeps WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -451,7 +455,7 @@ impl Store for SqliteStore {
 
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, name, spec, created_at, finished_at, data FROM sweeps ORDER BY id")
+            sqlx::query("SELECT id, name, description, spec, created_at, finished_at, data, source FROM sweeps ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -672,6 +676,8 @@ fn sweep_row(row: &sqlx::sqlite::SqliteRow) -> SweepRow {
         created_at: row.get("created_at"),
         finished_at: row.get("finished_at"),
         data: row.get("data"),
+        description: row.get("description"),
+        source: row.get("source"),
     }
 }
 

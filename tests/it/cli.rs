@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::TempDb;
+use crate::support::{TempDb, png_summary};
 
 const TINY: &str = r#"
 name = "tiny"
@@ -36,19 +36,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// Decodes a PNG; returns (width, height, number of distinct pixel values).
-fn png_summary(path: &Path) -> (u32, u32, usize) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let px = info.color_type.samples();
-    let mut distinct: Vec<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    (info.width, info.height, distinct.len())
 }
 
 #[test]
@@ -657,9 +644,14 @@ fn show_trial_export_and_query_print_tables_csv_and_json() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
-        "ordinal,learning_rate,activation,best_val_loss,best_val_accuracy,epochs_run,epochs,state,stop_reason"
+        "ordinal,learning_rate,activation,best_val_loss,best_val_accuracy,final_val_loss,epochs_run,epochs,state,stop_reason"
     );
     assert_eq!(lines.len(), 7, "{out}");
+    for l in &lines[1..] {
+        let cells: Vec<&str> = l.split(',').collect();
+        let (best, last): (f64, f64) = (cells[3].parse().unwrap(), cells[5].parse().unwrap());
+        assert!(last >= best, "the final loss is never below the best: {l}");
+    }
     let losses: Vec<f64> = lines[1..]
         .iter()
         .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())

@@ -5,6 +5,7 @@ mod cli;
 mod data;
 mod properties;
 mod reliability;
+mod report;
 mod scheduler;
 mod spec;
 mod store;

@@ -92,3 +92,29 @@ pub fn sql(db: &Path, query: &str) -> Result<String, String> {
         Ok(lines.join("\n"))
     })
 }
+
+/// Decodes a PNG; returns (width, height, number of distinct pixel values).
+pub fn png_summary(path: &Path) -> (u32, u32, usize) {
+    let (w, h, pixels) = png_pixels(path);
+    let mut distinct = pixels;
+    distinct.sort_unstable();
+    distinct.dedup();
+    (w, h, distinct.len())
+}
+
+/// Decodes a PNG into (width, height, RGB of every pixel).
+pub fn png_pixels(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = info.color_type.samples();
+    assert!(px >= 3, "{}: not a colour image", path.display());
+    let pixels = buf[..info.buffer_size()]
+        .chunks(px)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    (info.width, info.height, pixels)
+}

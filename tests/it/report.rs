@@ -1,0 +1,252 @@
+//! The report folder: every chart decodes and is not blank, `index.html` links only files
+//! that exist, and a real headless browser (Debian's chromium) shows the page with its charts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use lcurve::run::{RunOptions, run_sweep};
+use lcurve::scheduler::Quiet;
+use lcurve::trainer::SyntheticTrainer;
+
+use crate::support::{TempDb, png_pixels, png_summary, spec};
+
+/// 3 learning rates x 2 activations x 2 batch sizes; the largest learning rate diverges.
+const GRID: &str = r#"
+name = "grid"
+[train]
+max_parallel = 2
+[params]
+learning_rate = [0.001, 0.01, 0.1]
+activation = ["relu", "tanh"]
+batch_size = [32, 128]
+epochs = 8
+[stopping]
+metric = "val_loss"
+patience = 2
+min_delta = 0.01
+"#;
+
+async fn run(db: &TempDb, toml: &str) -> PathBuf {
+    let store = db.open().await;
+    let s = spec(toml);
+    let trainer = SyntheticTrainer {
+        diverge_at_lr: Some(0.1),
+        epoch_delay: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let opts = RunOptions {
+        reports: db.dir.path().join("reports"),
+        replace: false,
+        max_trials: 100,
+    };
+    let r = run_sweep(
+        &store,
+        &s,
+        None,
+        || Ok(trainer),
+        &opts,
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert!(r.report.failed.is_empty(), "{:?}", r.report.failed);
+    r.report.dir
+}
+
+/// The `src="..."` and `href="..."` targets of a page.
+fn links(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for part in html.split(attr).skip(1) {
+            let target = part.split('"').next().unwrap_or("");
+            if !target.starts_with('#') {
+                out.push(target.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_has_every_chart_and_a_page_that_links_them() {
+    let db = TempDb::new();
+    let dir = run(&db, GRID).await;
+    for (file, min_w, min_h) in [
+        ("curves.png", 1200, 700),
+        ("panels.png", 800, 300),
+        ("summary.png", 1200, 600),
+        ("heatmap.png", 600, 250),
+        ("trials/000.png", 900, 600),
+        ("trials/011.png", 900, 600),
+    ] {
+        let (w, h, colours) = png_summary(&dir.join(file));
+        assert!(w >= min_w && h >= min_h, "{file}: {w}x{h}");
+        assert!(colours > 20, "{file} looks blank ({colours} colours)");
+    }
+    assert!(
+        !dir.join("learning_curve.png").exists(),
+        "train_fraction does not vary"
+    );
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let targets = links(&html);
+    for chart in ["curves.png", "panels.png", "summary.png", "heatmap.png"] {
+        assert!(
+            targets.iter().any(|t| t == chart),
+            "{chart} not on the page"
+        );
+    }
+    for t in &targets {
+        assert!(
+            !t.contains("://") && !t.starts_with('/'),
+            "self-contained: {t}"
+        );
+        assert!(dir.join(t).exists(), "the page links a missing file: {t}");
+    }
+    assert_eq!(
+        targets.iter().filter(|t| t.starts_with("trials/")).count(),
+        3 * 12,
+        "each trial's chart: linked from the leaderboard, and shown as a linked thumbnail"
+    );
+    assert_eq!(
+        html.matches("<tr class=").count(),
+        12,
+        "12 leaderboard rows"
+    );
+    assert!(html.contains("4 diverged"), "state counts");
+    assert!(html.contains("NaN (diverged)"), "diverged values say so");
+    assert!(
+        html.contains("learning_rate = [0.001, 0.01, 0.1]"),
+        "the spec as TOML"
+    );
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "a finished sweep does not reload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_train_fraction_sweep_gets_a_learning_curve() {
+    let db = TempDb::new();
+    let toml = r#"
+name = "sizes"
+[params]
+train_fraction = [0.25, 0.5, 1.0]
+seed = [1, 2]
+learning_rate = 0.01
+batch_size = 32
+epochs = 4
+"#;
+    let dir = run(&db, toml).await;
+    let (w, h, colours) = png_summary(&dir.join("learning_curve.png"));
+    assert!(w >= 1000 && h >= 600 && colours > 20, "{w}x{h}, {colours}");
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("<img src=\"learning_curve.png\""));
+}
+
+/// Debian's chromium, where installed (`.ci/run` installs it and sets
+/// LCURVE_REQUIRE_BROWSER=1, so there its absence fails the test).
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .map(|name| Path::new("/usr/bin").join(name))
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("LCURVE_REQUIRE_BROWSER").is_none(),
+            "LCURVE_REQUIRE_BROWSER is set but no chromium is installed"
+        );
+        eprintln!("skipped: no chromium in /usr/bin (install Debian's chromium to run this)");
+    }
+    found
+}
+
+/// A headless screenshot of `page`, 1400 px wide.
+fn screenshot(browser: &Path, page: &Path, out: &Path, profile: &Path) {
+    let status = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--virtual-time-budget=5000",
+            "--window-size=1400,2400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", out.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("start chromium");
+    assert!(
+        status.status.success() && out.exists(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+/// Pixels close to the charts' first colour (Tableau blue, 31,119,180), which the page's
+/// own styles never use: they can only come from chart images that loaded.
+fn chart_pixels(shot: &Path) -> (usize, usize) {
+    let (_, _, pixels) = png_pixels(shot);
+    let near = |p: &[u8; 3]| {
+        p.iter()
+            .zip([31u8, 119, 180])
+            .all(|(a, b)| a.abs_diff(b) <= 14)
+    };
+    let white = pixels.iter().filter(|p| **p == [255, 255, 255]).count();
+    (
+        pixels.iter().filter(|p| near(p)).count(),
+        pixels.len() - white,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headless_browser_shows_the_page_with_its_charts() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let db = TempDb::new();
+    let dir = run(&db, GRID).await;
+    let work = db.dir.path();
+    let shot = work.join("shot.png");
+    screenshot(
+        &browser,
+        &dir.join("index.html"),
+        &shot,
+        &work.join("profile"),
+    );
+    let (blue, inked) = chart_pixels(&shot);
+    let (w, h, _) = png_pixels(&shot);
+    assert!(
+        inked > (w * h / 50) as usize,
+        "the page is nearly blank: {inked} inked pixels"
+    );
+    assert!(
+        blue > 2000,
+        "the charts did not load: {blue} chart-coloured pixels"
+    );
+
+    // The same page with its charts gone: the check above would have failed.
+    for chart in ["curves.png", "panels.png", "summary.png", "heatmap.png"] {
+        std::fs::remove_file(dir.join(chart)).unwrap();
+    }
+    std::fs::remove_dir_all(dir.join("trials")).unwrap();
+    let broken = work.join("broken.png");
+    screenshot(
+        &browser,
+        &dir.join("index.html"),
+        &broken,
+        &work.join("profile2"),
+    );
+    let (blue_broken, _) = chart_pixels(&broken);
+    assert!(
+        blue_broken < 200,
+        "without charts there is no chart colour: {blue_broken}"
+    );
+}
