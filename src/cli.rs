@@ -70,6 +70,10 @@ enum Command {
         /// Refuse sweeps with more trials than this.
         #[arg(long, default_value_t = DEFAULT_MAX_TRIALS)]
         max_trials: usize,
+        /// Redraw the report (charts and index.html) as trials end, at most every this many
+        /// seconds, so it fills in while the sweep runs; 0 draws it only at the end.
+        #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+        redraw_every: f64,
         /// Testing aid: train with a synthetic trainer (closed-form curves) that takes this
         /// many milliseconds per epoch, instead of burn.
         #[arg(long, hide = true, value_name = "MS")]
@@ -215,6 +219,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             reports,
             replace,
             max_trials,
+            redraw_every,
             synthetic_trainer,
         } => {
             run(
@@ -224,6 +229,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     reports,
                     replace,
                     max_trials,
+                    live_report: (redraw_every > 0.0 && redraw_every.is_finite())
+                        .then(|| std::time::Duration::from_secs_f64(redraw_every)),
                 },
                 synthetic_trainer,
             )
@@ -478,13 +485,15 @@ async fn run(
                     ..SyntheticTrainer::default()
                 })
             };
-            run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await?
+            run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
         }
         None => {
             let trainer = || Ok(BurnTrainer::new(&split));
-            run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await?
+            run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
         }
     };
+    progress.clear();
+    let result = result?;
     if result.already_done > 0 {
         eprintln!(
             "{} of {} trials were already finished and were skipped",
@@ -668,9 +677,9 @@ async fn plan(db: &Path, path: &Path, max_trials: usize, limit: usize) -> anyhow
 fn print_report(report: &lcurve::report::ReportOutcome) {
     if !report.written.is_empty() {
         eprintln!(
-            "report: {} charts in {}",
-            report.written.len(),
-            report.dir.display()
+            "report: {} ({} files written)",
+            report.dir.join("index.html").display(),
+            report.written.len()
         );
     }
     for failure in &report.failed {
@@ -678,14 +687,46 @@ fn print_report(report: &lcurve::report::ReportOutcome) {
     }
 }
 
-/// Prints one line per trial start and end.
-#[derive(Default)]
+/// A running trial as the progress lines show it.
+struct Status {
+    label: String,
+    epoch: usize,
+    epochs: usize,
+    val_loss: f64,
+}
+
+/// Prints one line per trial start and end, and the running trials' epochs: on a terminal as
+/// a block of lines redrawn in place (one per running trial); otherwise (CI logs, pipes) as
+/// plain lines, at most every 10 seconds.
 struct Printer {
     total: usize,
     done: usize,
     /// When this run began, and how many trials it has finished (for the ETA).
     since: Option<Instant>,
     done_here: usize,
+    tty: bool,
+    live: std::collections::BTreeMap<usize, Status>,
+    /// Lines of the live block now on the terminal.
+    shown: usize,
+    last_block: Instant,
+    last_plain: Instant,
+}
+
+impl Default for Printer {
+    fn default() -> Self {
+        use std::io::IsTerminal as _;
+        Self {
+            total: 0,
+            done: 0,
+            since: None,
+            done_here: 0,
+            tty: std::io::stderr().is_terminal(),
+            live: std::collections::BTreeMap::new(),
+            shown: 0,
+            last_block: Instant::now(),
+            last_plain: Instant::now(),
+        }
+    }
 }
 
 impl Printer {
@@ -704,13 +745,57 @@ impl Printer {
             format!(", about {:.0} min left", secs / 60.0)
         }
     }
+
+    fn status_lines(&self) -> Vec<String> {
+        self.live
+            .iter()
+            .map(|(ordinal, s)| {
+                let loss = if s.epoch == 0 {
+                    "starting".to_string()
+                } else {
+                    format!("val_loss {:.4}", s.val_loss)
+                };
+                format!(
+                    "    #{ordinal:<3} epoch {:>3}/{:<3} {loss}   {}",
+                    s.epoch, s.epochs, s.label
+                )
+            })
+            .collect()
+    }
+
+    /// Removes the live block from the terminal.
+    fn clear(&mut self) {
+        if self.tty && self.shown > 0 {
+            eprint!("\x1b[{}F\x1b[J", self.shown);
+            self.shown = 0;
+        }
+    }
+
+    fn draw_block(&mut self) {
+        if self.tty {
+            let lines = self.status_lines();
+            for l in &lines {
+                eprintln!("{l}");
+            }
+            self.shown = lines.len();
+            self.last_block = Instant::now();
+        }
+    }
+
+    /// A line that stays (start, end, pause), printed above the live block.
+    fn line(&mut self, text: &str) {
+        self.clear();
+        eprintln!("{text}");
+        self.draw_block();
+    }
 }
 
 impl Progress for Printer {
     fn paused(&mut self, ordinal: usize, label: &str, epoch: usize, running: &[usize]) {
-        eprintln!(
+        self.live.remove(&ordinal);
+        self.line(&format!(
             "  pause  #{ordinal:<3} {label}: at epoch {epoch} (ASHA rung; may be promoted later)   running: {running:?}"
-        );
+        ));
     }
 
     fn begin(&mut self, total: usize, already_finished: usize) {
@@ -725,20 +810,30 @@ impl Progress for Printer {
         } else {
             String::new()
         };
-        eprintln!(
-            "  start  #{:<3} {}{again}   running: {running:?}",
+        let label = trial.config.label();
+        self.live.insert(
             trial.ordinal,
-            trial.config.label()
+            Status {
+                label: label.clone(),
+                epoch: 0,
+                epochs: trial.config.epochs,
+                val_loss: f64::NAN,
+            },
         );
+        self.line(&format!(
+            "  start  #{:<3} {label}{again}   running: {running:?}",
+            trial.ordinal
+        ));
     }
 
     fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
         self.done += 1;
         self.done_here += 1;
+        self.live.remove(&ordinal);
         let best = o
             .best
             .map_or("-".into(), |(e, v)| format!("{v:.4} at epoch {e}"));
-        eprintln!(
+        let text = format!(
             "[{:>3}/{}] #{ordinal:<3} {label}: {} after {} epochs, best {best}{}   running: {running:?}{}",
             self.done,
             self.total,
@@ -749,5 +844,25 @@ impl Progress for Printer {
                 .map_or(String::new(), |e| format!(" ({e})")),
             self.eta()
         );
+        self.line(&text);
+    }
+
+    fn epoch(&mut self, e: &lcurve::scheduler::EpochProgress) {
+        if let Some(s) = self.live.get_mut(&e.ordinal) {
+            s.epoch = e.epoch;
+            s.epochs = e.epochs;
+            s.val_loss = e.val_loss;
+        }
+        if self.tty {
+            if self.last_block.elapsed() >= std::time::Duration::from_millis(100) {
+                self.clear();
+                self.draw_block();
+            }
+        } else if self.last_plain.elapsed() >= std::time::Duration::from_secs(10) {
+            self.last_plain = Instant::now();
+            for l in self.status_lines() {
+                eprintln!("{l}");
+            }
+        }
     }
 }

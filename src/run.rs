@@ -3,15 +3,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use tokio::sync::watch;
 
 use crate::data::{self, DataRecord, Split};
-use crate::report::{ReportOutcome, write_report};
-use crate::scheduler::{self, Progress, RunSummary, SchedulerOptions};
+use crate::report::{Drawn, ReportOutcome, redraw};
+use crate::scheduler::{self, EpochProgress, Progress, RunSummary, SchedulerOptions};
 use crate::spec::{self, Choice, Metric, SweepSpec};
 use crate::stopping::{self, StoppingRule};
-use crate::store::{Store, TrialState};
+use crate::store::{ClaimedTrial, Store, TrialOutcome, TrialState};
 use crate::trainer::Trainer;
 
 pub struct RunOptions {
@@ -19,6 +21,77 @@ pub struct RunOptions {
     /// Delete a stored sweep of the same name whose spec differs, instead of refusing.
     pub replace: bool,
     pub max_trials: usize,
+    /// Redraw the report while the sweep runs, when trials end, at most this often
+    /// (`None`: only at the end).
+    pub live_report: Option<Duration>,
+}
+
+/// What the live redraw watches: trials ended so far, and whether the run is over.
+#[derive(Debug, Clone, Copy, Default)]
+struct Live {
+    ended: usize,
+    over: bool,
+}
+
+/// Passes progress on, and counts trial ends for the live redraw.
+struct Counting<'a> {
+    inner: &'a mut dyn Progress,
+    live: &'a watch::Sender<Live>,
+}
+
+impl Progress for Counting<'_> {
+    fn begin(&mut self, total: usize, already_finished: usize) {
+        self.inner.begin(total, already_finished);
+    }
+    fn started(&mut self, trial: &ClaimedTrial, running: &[usize]) {
+        self.inner.started(trial, running);
+    }
+    fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
+        self.inner.finished(ordinal, label, o, running);
+        self.live.send_modify(|l| l.ended += 1);
+    }
+    fn paused(&mut self, ordinal: usize, label: &str, epoch: usize, running: &[usize]) {
+        self.inner.paused(ordinal, label, epoch, running);
+        self.live.send_modify(|l| l.ended += 1);
+    }
+    fn epoch(&mut self, e: &EpochProgress) {
+        self.inner.epoch(e);
+    }
+}
+
+/// Redraws the report each time trials have ended, at most every `every` (and at most 5% of
+/// the time), until the run is over. Failures are left to the final redraw, which reports
+/// them.
+async fn redraw_while_running<S: Store>(
+    store: &S,
+    sweep: &str,
+    root: &Path,
+    every: Duration,
+    mut live: watch::Receiver<Live>,
+    drawn: &mut Drawn,
+) {
+    let mut seen = 0;
+    loop {
+        let Ok(now) = live
+            .wait_for(|l| l.over || l.ended > seen)
+            .await
+            .map(|l| *l)
+        else {
+            return;
+        };
+        if now.over {
+            return;
+        }
+        seen = now.ended;
+        let started = std::time::Instant::now();
+        let _ = redraw(store, sweep, root, drawn).await;
+        // Drawing shares the cores with training: keep it under ~5% of the time.
+        let pause = every.max(started.elapsed() * 20);
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = live.wait_for(|l| l.over) => return,
+        }
+    }
 }
 
 /// What a run did, for the closing message.
@@ -131,6 +204,8 @@ pub async fn run_sweep<S: Store, T: Trainer>(
         .count();
 
     progress.begin(planned.len(), already_done);
+    // Trial charts drawn live are not drawn again at the end unless they changed.
+    let mut drawn = Drawn::default();
     let summary = if pending > 0 {
         let trainer = Arc::new(make_trainer().context("cannot prepare the trainer")?);
         let sched = SchedulerOptions {
@@ -143,12 +218,29 @@ pub async fn run_sweep<S: Store, T: Trainer>(
                 .and_then(|s| s.asha.as_ref())
                 .map(|a| (a.min_epochs, a.eta)),
         };
-        scheduler::run(store, sweep_id, trainer, &sched, progress, cancel).await?
+        let (tx, rx) = watch::channel(Live::default());
+        let mut counting = Counting {
+            inner: progress,
+            live: &tx,
+        };
+        let training = async {
+            let r = scheduler::run(store, sweep_id, trainer, &sched, &mut counting, cancel).await;
+            tx.send_modify(|l| l.over = true);
+            r
+        };
+        let name = spec.name.as_str();
+        let live = async {
+            if let Some(every) = opts.live_report {
+                redraw_while_running(store, name, &opts.reports, every, rx, &mut drawn).await;
+            }
+        };
+        let (summary, ()) = tokio::join!(training, live);
+        summary?
     } else {
         store.finish_sweep(sweep_id).await?;
         RunSummary::default()
     };
-    let report = write_report(store, spec.name.as_str(), &opts.reports).await?;
+    let report = redraw(store, spec.name.as_str(), &opts.reports, &mut drawn).await?;
     Ok(RunResult {
         sweep_id,
         total: planned.len(),

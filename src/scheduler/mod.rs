@@ -32,6 +32,18 @@ pub trait Progress {
     }
     /// A trial paused at an ASHA rung (it may be promoted later).
     fn paused(&mut self, _ordinal: usize, _label: &str, _epoch: usize, _running: &[usize]) {}
+    /// An epoch of a running trial was stored.
+    fn epoch(&mut self, _e: &EpochProgress) {}
+}
+
+/// One stored epoch of a running trial, for progress lines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochProgress {
+    pub ordinal: usize,
+    pub epoch: usize,
+    /// The trial's planned epochs.
+    pub epochs: usize,
+    pub val_loss: f64,
 }
 
 /// Progress that says nothing (tests, library users).
@@ -175,6 +187,9 @@ pub async fn run<S: Store, T: Trainer>(
         for (reply, control) in step.replies {
             // A trainer that has gone away (panicked) no longer needs an answer.
             let _ = reply.send(control);
+        }
+        for e in &step.epochs {
+            progress.epoch(e);
         }
         for (ordinal, label, epoch) in step.paused {
             progress.paused(ordinal, &label, epoch, &ordinals(&running));
@@ -346,6 +361,8 @@ struct Step {
     ended: Vec<(ClaimedTrial, TrialOutcome)>,
     /// (ordinal, label, epoch) of trials that paused.
     paused: Vec<(usize, String, usize)>,
+    /// The epochs stored, for progress lines.
+    epochs: Vec<EpochProgress>,
 }
 
 /// Applies the rules to each reported epoch and turns finished trainers into outcomes.
@@ -361,6 +378,7 @@ fn process(
         replies: Vec::new(),
         ended: Vec::new(),
         paused: Vec::new(),
+        epochs: Vec::new(),
     };
     for msg in batch {
         match msg {
@@ -377,6 +395,12 @@ fn process(
                 book.peers
                     .record(trial_id, report.epoch, report.get(metric));
                 step.writes.push(Write::Epoch { trial_id, report });
+                step.epochs.push(EpochProgress {
+                    ordinal: r.claim.ordinal,
+                    epoch: report.epoch,
+                    epochs: r.claim.config.epochs,
+                    val_loss: report.val_loss,
+                });
                 let control = if cancelled {
                     r.interrupted = true;
                     Control::Stop

@@ -39,6 +39,7 @@ async fn run(db: &TempDb, toml: &str) -> PathBuf {
         reports: db.dir.path().join("reports"),
         replace: false,
         max_trials: 100,
+        live_report: None,
     };
     let r = run_sweep(
         &store,
@@ -249,4 +250,39 @@ async fn a_headless_browser_shows_the_page_with_its_charts() {
         blue_broken < 200,
         "without charts there is no chart colour: {blue_broken}"
     );
+}
+
+#[test]
+fn the_report_fills_in_while_the_sweep_runs() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let sweep = "name = \"live\"\n[train]\nmax_parallel = 2\n[params]\nlearning_rate = [0.001, 0.01]\nbatch_size = 32\nepochs = 8\nactivation = [\"relu\", \"tanh\"]\n";
+    std::fs::write(dir.join("live.toml"), sweep).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
+        .args(["run", "live.toml", "--synthetic-trainer", "60"])
+        .args(["--redraw-every", "0.05"])
+        .current_dir(dir)
+        .env_remove("LCURVE_DB")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let index = dir.join("reports/live/index.html");
+    let mut seen_live = None;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(html) = std::fs::read_to_string(&index)
+            && html.contains("http-equiv=\"refresh\"")
+        {
+            seen_live = Some(html);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(child.wait().unwrap().success());
+    let live = seen_live.expect("index.html was written while the sweep ran");
+    assert!(live.contains("<b>running</b>"), "the running page says so");
+    let done = std::fs::read_to_string(&index).unwrap();
+    assert!(
+        !done.contains("http-equiv=\"refresh\""),
+        "the finished page stops reloading"
+    );
+    assert!(done.contains("4 trials: 4 completed"), "{done}");
 }

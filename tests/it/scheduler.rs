@@ -42,6 +42,7 @@ fn opts(db: &TempDb) -> RunOptions {
         reports: db.dir.path().join("reports"),
         replace: false,
         max_trials: 100,
+        live_report: None,
     }
 }
 
