@@ -170,7 +170,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Compare two sweeps: their leaderboards side by side, best validation loss first.
+    /// Compare two sweeps: their leaderboards side by side, best validation loss first, and
+    /// the best curves of each on one chart (reports/compare-A-vs-B.png).
     ///
     /// Example: lcurve compare digits-reference digits-asha --limit 5
     Compare {
@@ -181,6 +182,12 @@ enum Command {
         /// Show this many of each.
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Draw this many best curves of each sweep on the chart.
+        #[arg(long, default_value_t = 3)]
+        curves: usize,
+        /// Folder in which the chart goes.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -197,6 +204,15 @@ enum Command {
         /// One row per trial and epoch, a column per metric.
         #[arg(long)]
         wide: bool,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Examples: lcurve completions bash > ~/.local/share/bash-completion/completions/lcurve
+    ///           lcurve completions zsh > ~/.zfunc/_lcurve
+    ///           lcurve completions fish > ~/.config/fish/completions/lcurve.fish
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Run one SQL statement on a read-only connection and print the rows.
     ///
@@ -303,6 +319,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             a,
             b,
             limit,
+            curves,
+            reports,
             format,
         } => {
             let store = open_existing(&cli.db).await?;
@@ -311,7 +329,16 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let (tb, mb) = (store.trials(sb.id).await?, store.metrics(sb.id).await?);
             let rows = inspect::compare_rows((&a, &ta, &ma), (&b, &tb, &mb), limit);
             say!("{}", rows.render(format));
-            Ok(ExitCode::SUCCESS)
+            match lcurve::report::write_compare(&store, &a, &b, curves, &reports).await? {
+                Ok(path) => {
+                    eprintln!("chart: {}", path.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Export { name, format, wide } => {
             let store = open_existing(&cli.db).await?;
@@ -324,6 +351,13 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 inspect::export_rows(&trials, &metrics, wide).render(format)
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lcurve", &mut out);
+            say!("{}", String::from_utf8_lossy(&out).trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql, format } => {

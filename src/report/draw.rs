@@ -1094,6 +1094,66 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
     root.present().map_err(err)
 }
 
+/// `compare-A-vs-B.png`: the best curves of each sweep on one chart, a colour per sweep,
+/// each sweep's best trial thick.
+pub fn compare(sweeps: &[(&str, Vec<&TrialSeries>)], path: &Path) -> Result<(), String> {
+    register_bundled_font();
+    let root = BitMapBackend::new(path, (1400, 760)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (plot, side) = root.split_horizontally(1060);
+    let all: Vec<&TrialSeries> = sweeps.iter().flat_map(|s| s.1.iter().copied()).collect();
+    let names: Vec<&str> = sweeps.iter().map(|s| s.0).collect();
+    let title = format!("validation loss of the best trials: {}", names.join(" vs "));
+    epoch_chart!(
+        &plot,
+        title,
+        22,
+        &all,
+        "validation loss",
+        16,
+        |chart, _top| {
+            for (i, (_, trials)) in sweeps.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                // Each sweep's best last, so it is drawn over the others.
+                for (rank, t) in trials.iter().enumerate().rev() {
+                    let style = if rank == 0 {
+                        color.stroke_width(4)
+                    } else {
+                        color.mix(0.6).stroke_width(2)
+                    };
+                    // A dash per sweep, so identical curves in both stay visible.
+                    line(
+                        &mut chart,
+                        finite(&t.val_loss).collect(),
+                        DASHES[i % DASHES.len()],
+                        style,
+                    )?;
+                }
+            }
+        }
+    );
+    let mut keys = Vec::new();
+    for (i, (name, trials)) in sweeps.iter().enumerate() {
+        keys.push(Key::Heading((*name).to_string()));
+        for (rank, t) in trials.iter().enumerate() {
+            keys.push(Key::Line {
+                color: PALETTE[i % PALETTE.len()],
+                dash: DASHES[i % DASHES.len()],
+                width: if rank == 0 { 4 } else { 2 },
+                text: format!(
+                    "#{} {}{}",
+                    t.ordinal,
+                    t.best.map_or(String::new(), |b| format!("{:.4} ", b.1)),
+                    t.label
+                ),
+            });
+        }
+    }
+    keys.push(Key::Note("thick: each sweep's best trial".into()));
+    legend(&side, &keys)?;
+    root.present().map_err(err)
+}
+
 /// One policy's point on the replay chart.
 pub struct ReplayPoint {
     pub label: String,

@@ -313,6 +313,50 @@ fn draw_all(
     (outcome, done)
 }
 
+/// Draws the best `k` validation curves of each of two sweeps on one chart,
+/// `root/compare-<a>-vs-<b>.png`; returns its path.
+pub async fn write_compare<S: Store>(
+    store: &S,
+    a: &str,
+    b: &str,
+    k: usize,
+    root: &Path,
+) -> Result<Result<PathBuf, ChartError>, StoreError> {
+    let mut prepared = Vec::new();
+    for name in [a, b] {
+        let row = store.sweep(name).await?;
+        let trials = store.trials(row.id).await?;
+        let metrics = store.metrics(row.id).await?;
+        let decisions = store.stop_decisions(row.id).await?;
+        prepared.push(prepare(
+            &row.name,
+            sweep_metric(&row.spec),
+            &trials,
+            &metrics,
+            &decisions,
+        ));
+    }
+    let path = root.join(format!(
+        "compare-{}-vs-{}.png",
+        make_filename_safe(a),
+        make_filename_safe(b)
+    ));
+    let target = path.clone();
+    let drawing = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(target.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| e.to_string())?;
+        let sides: Vec<(&str, Vec<&TrialSeries>)> = prepared
+            .iter()
+            .map(|d| (d.sweep.as_str(), d.top(k)))
+            .collect();
+        draw::compare(&sides, &target)
+    });
+    let result = drawing.await.map_err(|e| e.to_string()).and_then(|r| r);
+    Ok(result
+        .map(|()| path.clone())
+        .map_err(|message| ChartError { path, message }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,29 @@ impl ChartData {
     }
 }
 
+impl ChartData {
+    /// The `k` trials with the best values of [`ChartData::metric`], best first.
+    pub fn top(&self, k: usize) -> Vec<&TrialSeries> {
+        let mut ranked: Vec<&TrialSeries> =
+            self.trials.iter().filter(|t| t.best.is_some()).collect();
+        ranked.sort_by(|a, b| {
+            let (x, y) = (
+                a.best.map_or(f64::NAN, |b| b.1),
+                b.best.map_or(f64::NAN, |b| b.1),
+            );
+            if self.metric.better(x, y) {
+                std::cmp::Ordering::Less
+            } else if self.metric.better(y, x) {
+                std::cmp::Ordering::Greater
+            } else {
+                a.ordinal.cmp(&b.ordinal)
+            }
+        });
+        ranked.truncate(k);
+        ranked
+    }
+}
+
 /// The distinct values of `key` over `trials`, in first-seen order.
 fn distinct(trials: &[TrialRow], key: &str) -> Vec<String> {
     let mut values: Vec<String> = Vec::new();
@@ -273,5 +296,28 @@ mod tests {
             "non-finite values are kept"
         );
         assert_eq!(data.trials[1].stop, None);
+    }
+
+    #[test]
+    fn top_trials_follow_the_metric_direction() {
+        let mut trials = vec![
+            trial(1, 0, 0.1, TrialState::Completed),
+            trial(2, 1, 0.2, TrialState::Completed),
+            trial(3, 2, 0.3, TrialState::Diverged),
+        ];
+        trials[0].best_value = Some(0.9);
+        trials[1].best_value = Some(0.95);
+        trials[2].best_value = None;
+        let acc = prepare("s", Metric::ValAccuracy, &trials, &[], &[]);
+        let order: Vec<usize> = acc.top(5).iter().map(|t| t.ordinal).collect();
+        assert_eq!(
+            order,
+            vec![1, 0],
+            "higher accuracy first; no value, no rank"
+        );
+        assert_eq!(acc.best_trial(), Some(1));
+        let loss = prepare("s", Metric::ValLoss, &trials, &[], &[]);
+        let order: Vec<usize> = loss.top(1).iter().map(|t| t.ordinal).collect();
+        assert_eq!(order, vec![0], "lower loss first");
     }
 }

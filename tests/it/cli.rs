@@ -761,6 +761,13 @@ fn show_trial_export_and_query_print_tables_csv_and_json() {
         v[0]["fmt best_val_loss"].as_f64().unwrap() < v[0]["fmt2 best_val_loss"].as_f64().unwrap(),
         "4 epochs beat 2: {v}"
     );
+    assert!(
+        text(&c).contains("chart: reports/compare-fmt-vs-fmt2.png"),
+        "{}",
+        text(&c)
+    );
+    let (w, h, colours) = png_summary(&dir.join("reports/compare-fmt-vs-fmt2.png"));
+    assert!(w >= 1200 && h >= 700 && colours > 20, "{w}x{h}, {colours}");
 
     // export: long has a row per trial, epoch and metric; wide a row per trial and epoch.
     let long = lcurve(dir, &["export", "fmt"]);
@@ -842,4 +849,29 @@ fn the_documented_queries_run() {
         let n: usize = String::from_utf8_lossy(&p.stdout).trim().parse().unwrap();
         assert!(n >= 4 * 3, "{n} trial-epochs");
     }
+}
+
+#[test]
+fn bash_completion_completes_commands_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = lcurve(dir.path(), &["completions", "bash"]);
+    assert!(script.status.success(), "{}", text(&script));
+    std::fs::write(dir.path().join("lcurve.bash"), &script.stdout).unwrap();
+    // Bash's completion function, called as bash would on `lcurve sh<TAB>` and
+    // `lcurve show --f<TAB>`.
+    let complete = |words: &str, cword: usize, cur: &str, prev: &str| {
+        let line = format!(
+            "source lcurve.bash; COMP_WORDS=({words}); COMP_CWORD={cword}; _lcurve lcurve {cur} {prev}; echo \"${{COMPREPLY[@]}}\""
+        );
+        let out = Command::new("bash")
+            .args(["-c", &line])
+            .current_dir(dir.path())
+            .output()
+            .expect("run bash");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(complete("lcurve sh", 1, "sh", "lcurve"), "show");
+    assert_eq!(complete("lcurve show --f", 2, "--f", "show"), "--format");
+    let fish = lcurve(dir.path(), &["completions", "fish"]);
+    assert!(String::from_utf8_lossy(&fish.stdout).contains("complete -c lcurve"));
 }
