@@ -38,11 +38,14 @@ macro_rules! say {
     about = "Learning-curve sweeps: a TOML search space trained with burn, every epoch in SQLite, charts as PNG.",
     long_about = "lcurve trains every trial of a search space written in TOML (grids, random search, \
 conditional parameters; built-in datasets or a CSV file), several at once, stores every epoch's \
-losses and metrics in one SQLite file, stops trials early by a patience rule (recording why), \
-and draws learning curves as PNG under reports/.\n\n\
+losses and metrics in one SQLite file, stops trials early by rules or ASHA (recording why), \
+and writes a report under reports/<sweep>/: index.html with the leaderboard and every chart, \
+redrawn while the sweep runs.\n\n\
 Examples:\n  lcurve run sweeps/quickstart.toml\n  lcurve plan sweeps/random.toml\n  lcurve ls\n  \
-lcurve show quickstart\n  \
-lcurve query \"select ordinal, activation, best_val_loss from trial_summary order by best_val_loss\""
+lcurve show quickstart --sort best_val_accuracy\n  lcurve trial quickstart 2\n  \
+lcurve compare digits-reference digits-asha\n  \
+lcurve query \"select ordinal, activation, best_val_loss from trial_summary order by best_val_loss\"\n  \
+lcurve completions bash > ~/.local/share/bash-completion/completions/lcurve"
 )]
 pub struct Cli {
     /// SQLite database file; created on first `run`.

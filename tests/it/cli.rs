@@ -875,3 +875,29 @@ fn bash_completion_completes_commands_and_options() {
     let fish = lcurve(dir.path(), &["completions", "fish"]);
     assert!(String::from_utf8_lossy(&fish.stdout).contains("complete -c lcurve"));
 }
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in [
+        "run",
+        "plan",
+        "report",
+        "replay",
+        "ls",
+        "show",
+        "trial",
+        "compare",
+        "export",
+        "completions",
+        "query",
+    ] {
+        let help = lcurve(dir.path(), &[cmd, "--help"]);
+        let out = text(&help);
+        assert!(help.status.success(), "{cmd}: {out}");
+        assert!(
+            out.contains(&format!("lcurve {cmd} ")),
+            "`lcurve {cmd} --help` shows no example:\n{out}"
+        );
+    }
+}
