@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
 use plotters::coord::Shift;
+use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
 use plotters::element::DashedPathElement;
 
 use super::prepare::{ChartData, MAX_STYLES, TrialSeries};
@@ -77,6 +78,39 @@ fn max_epoch(data: &[&TrialSeries]) -> f64 {
         .max(2) as f64
 }
 
+/// Tick values for a log axis from `lo` to `hi`: 1, 2 and 5 times each power of ten (also 3
+/// when the axis spans under two decades; only powers of ten past five decades). plotters'
+/// own log ticks start at the first power of ten, so a 0.2-0.9 axis would get no labels.
+pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Vec::new();
+    }
+    let decades = (hi / lo).log10();
+    let multiples: &[f64] = if decades < 2.0 {
+        &[1.0, 2.0, 3.0, 5.0]
+    } else if decades <= 5.0 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
+    let mut ticks = Vec::new();
+    for e in (lo.log10().floor() as i32)..=(hi.log10().ceil() as i32) {
+        for m in multiples {
+            // Rounded so 0.3 prints as 0.3, not 0.30000000000000004.
+            let v: f64 = format!("{:.6e}", m * 10f64.powi(e)).parse().unwrap_or(0.0);
+            if v >= lo && v <= hi {
+                ticks.push(v);
+            }
+        }
+    }
+    ticks
+}
+
+/// A log axis from `lo` to `hi` with [`log_ticks`].
+fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
+    (lo..hi).log_scale().with_key_points(log_ticks(lo, hi))
+}
+
 /// Epochs are whole numbers: label at most 15 of them, without decimals.
 fn x_labels(data: &[&TrialSeries]) -> usize {
     (max_epoch(data) as usize).min(15)
@@ -93,6 +127,11 @@ fn epoch_label(x: &f64) -> String {
 /// Axis values with at most three decimals and no trailing zeros (log axes otherwise print
 /// `0.6000000000000001`).
 fn value_label(v: &f64) -> String {
+    if *v != 0.0 && v.abs() < 0.001 {
+        // 0.0003 as 3e-4, not 0.
+        let s = format!("{v:.1e}");
+        return s.replace(".0e", "e");
+    }
     let s = if v.abs() >= 100.0 {
         format!("{v:.0}")
     } else {
@@ -408,7 +447,7 @@ macro_rules! epoch_chart {
         let $top = hi;
         if log {
             let mut $chart = builder
-                .build_cartesian_2d(x, (lo..hi).log_scale())
+                .build_cartesian_2d(x, log_axis(lo, hi))
                 .map_err(err)?;
             draw_mesh(
                 &mut $chart,
@@ -535,7 +574,7 @@ pub fn panels(data: &ChartData, path: &Path) -> Result<(), String> {
         let thin = if here.len() > 12 { 1 } else { 2 };
         if log {
             let mut chart = builder
-                .build_cartesian_2d(x, (lo..hi).log_scale())
+                .build_cartesian_2d(x, log_axis(lo, hi))
                 .map_err(err)?;
             draw_mesh(&mut chart, x_labels(&all).min(8), "val loss (log)", 12)?;
             draw_val_curves(&mut chart, &here, best, hi, thin, |t| (color(t), DASHES[0]))?;
@@ -696,29 +735,38 @@ pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
         let pad = (x_hi - x_lo) * 0.05;
         (x_lo - pad, x_hi + pad)
     };
+    // Ticks at the values tried (and at powers of ten on a log axis).
+    let mut ticks: Vec<f64> = xs.clone();
+    if s.log_x {
+        ticks.extend(
+            log_ticks(xr.0, xr.1)
+                .into_iter()
+                .filter(|t| (t.log10() - t.log10().round()).abs() < 1e-9),
+        );
+    }
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    let x_log = || (xr.0..xr.1).log_scale().with_key_points(ticks.clone());
+    let x_lin = || xr.0..xr.1;
     match (s.log_x, log_y) {
         (true, true) => {
             let mut c = builder
-                .build_cartesian_2d((xr.0..xr.1).log_scale(), (lo..hi).log_scale())
+                .build_cartesian_2d(x_log(), log_axis(lo, hi))
                 .map_err(err)?;
             draw_lines!(c);
         }
         (true, false) => {
-            let mut c = builder
-                .build_cartesian_2d((xr.0..xr.1).log_scale(), lo..hi)
-                .map_err(err)?;
+            let mut c = builder.build_cartesian_2d(x_log(), lo..hi).map_err(err)?;
             draw_lines!(c);
         }
         (false, true) => {
             let mut c = builder
-                .build_cartesian_2d(xr.0..xr.1, (lo..hi).log_scale())
+                .build_cartesian_2d(x_lin(), log_axis(lo, hi))
                 .map_err(err)?;
             draw_lines!(c);
         }
         (false, false) => {
-            let mut c = builder
-                .build_cartesian_2d(xr.0..xr.1, lo..hi)
-                .map_err(err)?;
+            let mut c = builder.build_cartesian_2d(x_lin(), lo..hi).map_err(err)?;
             draw_lines!(c);
         }
     }
@@ -889,7 +937,7 @@ pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<()
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(80)
-        .build_cartesian_2d((x_lo / 1.3..x_hi * 1.3).log_scale(), lo..hi)
+        .build_cartesian_2d(log_axis(x_lo / 1.3, x_hi * 1.3), lo..hi)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -1233,4 +1281,33 @@ pub fn replay(
         .draw()
         .map_err(err)?;
     root.present().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_values_are_short() {
+        assert_eq!(value_label(&0.0003), "3e-4");
+        assert_eq!(value_label(&0.00025), "2.5e-4");
+        assert_eq!(value_label(&0.6000000000000001), "0.6");
+        assert_eq!(value_label(&1234.6), "1235");
+        assert_eq!(value_label(&0.0), "0");
+    }
+
+    #[test]
+    fn log_ticks_label_every_part_of_the_axis() {
+        assert_eq!(log_ticks(0.19, 2.6), vec![0.2, 0.3, 0.5, 1.0, 2.0]);
+        assert_eq!(
+            log_ticks(0.0008, 0.04),
+            vec![0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03]
+        );
+        assert_eq!(
+            log_ticks(0.001, 1.0),
+            vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+        );
+        assert_eq!(log_ticks(1e-6, 1.0).len(), 7, "powers of ten only");
+        assert!(log_ticks(0.0, 1.0).is_empty() && log_ticks(2.0, 1.0).is_empty());
+    }
 }

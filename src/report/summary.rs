@@ -66,11 +66,25 @@ fn best_of(t: &TrialSeries) -> f64 {
 /// the trials there. `None` when no numeric hyperparameter varies.
 pub fn summary(data: &ChartData) -> Option<Summary> {
     let x_key = X_KEYS.into_iter().find(|k| data.varying.contains(k))?;
-    let line_keys: Vec<&'static str> = LINE_KEYS
+    // The first varying key gives colours; a second one gives dashes, so it needs few values.
+    let candidates: Vec<&'static str> = LINE_KEYS
         .into_iter()
         .filter(|k| *k != x_key && data.varying.contains(k))
-        .take(2)
         .collect();
+    let values = |key: &str| {
+        let mut v: Vec<&str> = data.trials.iter().filter_map(|t| param(t, key)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    let mut line_keys: Vec<&'static str> = candidates.first().copied().into_iter().collect();
+    if let Some(k) = candidates
+        .iter()
+        .skip(1)
+        .find(|k| values(k) <= super::prepare::MAX_STYLES)
+    {
+        line_keys.push(k);
+    }
     // (label, x, values) in first-seen order.
     let mut cells: Vec<(String, f64, Vec<f64>)> = Vec::new();
     let mut labels: Vec<String> = Vec::new();
