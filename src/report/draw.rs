@@ -388,6 +388,7 @@ fn draw_val_curves<'a, DB: DrawingBackend + 'a, CT>(
 where
     CT: CoordTranslate<From = (f64, f64)>,
 {
+    let mut never_finite: Vec<(usize, Vec<usize>)> = Vec::new();
     // The best trial last, so it is drawn over the others.
     let mut order: Vec<&&TrialSeries> = trials.iter().collect();
     order.sort_by_key(|t| Some(t.ordinal) == best);
@@ -414,17 +415,29 @@ where
                     .map_err(err)?;
             }
             (_, None) if t.state == TrialState::Diverged => {
-                let epoch = t.stop.as_ref().map_or(1, |s| s.epoch) as f64;
-                chart
-                    .draw_series(std::iter::once(TriangleMarker::new(
-                        (epoch, top),
-                        8,
-                        RED.filled(),
-                    )))
-                    .map_err(err)?;
+                let epoch = t.stop.as_ref().map_or(1, |s| s.epoch);
+                match never_finite.iter_mut().find(|(e, _)| *e == epoch) {
+                    Some((_, list)) => list.push(t.ordinal),
+                    None => never_finite.push((epoch, vec![t.ordinal])),
+                }
             }
             _ => {}
         }
+    }
+    // Trials without a single finite value: a red triangle on the top edge at the epoch they
+    // diverged, named, so they read as diverged rather than missing.
+    for (epoch, list) in never_finite {
+        let text = format!(
+            "diverged at epoch {epoch}, no finite loss: {}",
+            ordinals(&list)
+        );
+        let style = ("sans-serif", 14)
+            .into_text_style(chart.plotting_area())
+            .color(&RED);
+        let mark = EmptyElement::at((epoch as f64, top))
+            + TriangleMarker::new((0, 10), 8, RED.filled())
+            + Text::new(text, (12, 3), style);
+        chart.draw_series(std::iter::once(mark)).map_err(err)?;
     }
     Ok(())
 }
