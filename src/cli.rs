@@ -300,13 +300,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_existing(&cli.db).await?;
             let sweep = store.sweep(&name).await?;
-            let (trials, metrics) = (
-                store.trials(sweep.id).await?,
-                store.metrics(sweep.id).await?,
-            );
-            let rows =
-                inspect::leaderboard_rows(&trials, &metrics, sort.as_deref(), reverse, limit)
-                    .map_err(anyhow::Error::msg)?;
+            let (trials, scores) = (store.trials(sweep.id).await?, store.scores(sweep.id).await?);
+            let rows = inspect::leaderboard_rows(&trials, &scores, sort.as_deref(), reverse, limit)
+                .map_err(anyhow::Error::msg)?;
             say!("{}", rows.render(format));
             Ok(ExitCode::SUCCESS)
         }
@@ -328,8 +324,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_existing(&cli.db).await?;
             let (sa, sb) = (store.sweep(&a).await?, store.sweep(&b).await?);
-            let (ta, ma) = (store.trials(sa.id).await?, store.metrics(sa.id).await?);
-            let (tb, mb) = (store.trials(sb.id).await?, store.metrics(sb.id).await?);
+            let (ta, ma) = (store.trials(sa.id).await?, store.scores(sa.id).await?);
+            let (tb, mb) = (store.trials(sb.id).await?, store.scores(sb.id).await?);
             let rows = inspect::compare_rows((&a, &ta, &ma), (&b, &tb, &mb), limit);
             say!("{}", rows.render(format));
             match lcurve::report::write_compare(&store, &a, &b, curves, &reports).await? {

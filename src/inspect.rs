@@ -7,7 +7,7 @@ use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use crate::output::{Cell, Format, Rows};
 use crate::spec::{PlannedTrial, Task, TrialConfig, varying};
-use crate::store::{MetricPoint, SweepOverview, TrialRow, TrialState};
+use crate::store::{MetricPoint, SweepOverview, TrialRow, TrialScores, TrialState};
 use crate::trainer::EpochReport;
 
 /// `lcurve ls`: one row per sweep with trial counts by state.
@@ -38,32 +38,18 @@ pub fn sweeps_rows(sweeps: &[SweepOverview]) -> Rows {
 #[derive(Debug, Clone)]
 pub struct Standing<'a> {
     pub trial: &'a TrialRow,
-    pub best_val_loss: Option<f64>,
-    pub best_val_accuracy: Option<f64>,
-    pub best_val_rmse: Option<f64>,
-    /// The validation loss of the last epoch run (NaN kept: a diverged trial shows it).
-    pub final_val_loss: Option<f64>,
-    pub epochs_run: usize,
+    pub scores: TrialScores,
 }
 
-/// Best validation loss and accuracy per trial, best loss first (trials without one last).
-/// One pass over the metrics, so large sweeps stay fast.
-pub fn leaderboard<'a>(trials: &'a [TrialRow], metrics: &[MetricPoint]) -> Vec<Standing<'a>> {
-    let mut by_id: HashMap<i64, Standing<'a>> = trials
+/// Every trial's [`TrialScores`] computed from its metrics, in one pass (the report has the
+/// metrics anyway; `show` reads the stored scores instead, see [`Store::scores`]).
+pub fn scores_from_metrics(
+    trials: &[TrialRow],
+    metrics: &[MetricPoint],
+) -> HashMap<i64, TrialScores> {
+    let mut by_id: HashMap<i64, TrialScores> = trials
         .iter()
-        .map(|t| {
-            (
-                t.id,
-                Standing {
-                    trial: t,
-                    best_val_loss: None,
-                    best_val_accuracy: None,
-                    best_val_rmse: None,
-                    final_val_loss: None,
-                    epochs_run: 0,
-                },
-            )
-        })
+        .map(|t| (t.id, TrialScores::default()))
         .collect();
     let mut last_epoch: HashMap<i64, usize> = HashMap::new();
     for m in metrics {
@@ -86,14 +72,30 @@ pub fn leaderboard<'a>(trials: &'a [TrialRow], metrics: &[MetricPoint]) -> Vec<S
             _ => {}
         }
     }
-    let mut rows: Vec<Standing> = by_id.into_values().collect();
+    by_id
+}
+
+/// Trials with their scores, best validation loss first (trials without one last).
+pub fn leaderboard<'a>(
+    trials: &'a [TrialRow],
+    scores: &HashMap<i64, TrialScores>,
+) -> Vec<Standing<'a>> {
+    let mut rows: Vec<Standing> = trials
+        .iter()
+        .map(|t| Standing {
+            trial: t,
+            scores: scores.get(&t.id).cloned().unwrap_or_default(),
+        })
+        .collect();
     let ordinal = |s: &Standing| s.trial.ordinal;
-    rows.sort_by(|a, b| match (a.best_val_loss, b.best_val_loss) {
-        (Some(x), Some(y)) => x.total_cmp(&y).then(ordinal(a).cmp(&ordinal(b))),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => ordinal(a).cmp(&ordinal(b)),
-    });
+    rows.sort_by(
+        |a, b| match (a.scores.best_val_loss, b.scores.best_val_loss) {
+            (Some(x), Some(y)) => x.total_cmp(&y).then(ordinal(a).cmp(&ordinal(b))),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => ordinal(a).cmp(&ordinal(b)),
+        },
+    );
     rows
 }
 
@@ -133,7 +135,7 @@ fn param_cells(config: &TrialConfig, keys: &[&str]) -> Vec<String> {
 /// ascending otherwise; `reverse` flips it).
 pub fn leaderboard_rows(
     trials: &[TrialRow],
-    metrics: &[MetricPoint],
+    scores: &HashMap<i64, TrialScores>,
     sort: Option<&str>,
     reverse: bool,
     limit: Option<usize>,
@@ -157,8 +159,8 @@ pub fn leaderboard_rows(
         "stop_reason",
     ]);
     let mut out = Rows::new(&header);
-    for s in leaderboard(trials, metrics) {
-        let tr = s.trial;
+    for st in leaderboard(trials, scores) {
+        let (tr, s) = (st.trial, &st.scores);
         let c = &tr.config;
         let mut row = vec![Cell::Int(tr.ordinal as i64)];
         row.extend(param_cells(c, &keys).into_iter().map(Cell::Text));
@@ -391,13 +393,13 @@ pub fn export_rows(trials: &[TrialRow], metrics: &[MetricPoint], wide: bool) -> 
 /// `lcurve compare`: two sweeps' leaderboards side by side, best validation loss first; each
 /// trial named by its ordinal and the hyperparameters that vary in its sweep.
 pub fn compare_rows(
-    a: (&str, &[TrialRow], &[MetricPoint]),
-    b: (&str, &[TrialRow], &[MetricPoint]),
+    a: (&str, &[TrialRow], &HashMap<i64, TrialScores>),
+    b: (&str, &[TrialRow], &HashMap<i64, TrialScores>),
     limit: usize,
 ) -> Rows {
-    let side = |(_, trials, metrics): (&str, &[TrialRow], &[MetricPoint])| {
+    let side = |(_, trials, scores): (&str, &[TrialRow], &HashMap<i64, TrialScores>)| {
         let keys = param_columns(trials.iter().map(|t| &t.config));
-        leaderboard(trials, metrics)
+        leaderboard(trials, scores)
             .into_iter()
             .take(limit)
             .map(|s| {
@@ -408,7 +410,7 @@ pub fn compare_rows(
                     .collect();
                 (
                     format!("#{} {}", s.trial.ordinal, params.join(" ")),
-                    s.best_val_loss,
+                    s.scores.best_val_loss,
                 )
             })
             .collect::<Vec<_>>()

@@ -104,8 +104,14 @@ pub async fn redraw<S: Store>(
     let decisions = store.stop_decisions(row.id).await?;
     let metric = sweep_metric(&row.spec);
     let data = prepare(&row.name, metric, &trials, &metrics, &decisions);
-    let leaderboard =
-        crate::inspect::leaderboard_rows(&trials, &metrics, None, false, None).unwrap_or_default();
+    let leaderboard = crate::inspect::leaderboard_rows(
+        &trials,
+        &crate::inspect::scores_from_metrics(&trials, &metrics),
+        None,
+        false,
+        None,
+    )
+    .unwrap_or_default();
     let mut counts: Vec<(String, usize)> = Vec::new();
     for state in TrialState::ALL {
         let n = trials.iter().filter(|t| t.state == state).count();

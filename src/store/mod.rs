@@ -132,6 +132,19 @@ pub struct TrialOutcome {
     pub error: Option<String>,
 }
 
+/// A trial's summary numbers for the leaderboard: stored when it finishes, computed from its
+/// metrics while it runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrialScores {
+    pub best_val_loss: Option<f64>,
+    pub best_val_accuracy: Option<f64>,
+    pub best_val_rmse: Option<f64>,
+    /// The validation loss of the last epoch run (NaN kept: a diverged trial shows it).
+    pub final_val_loss: Option<f64>,
+    /// Epochs with a stored validation loss.
+    pub epochs_run: usize,
+}
+
 /// One thing to write; a batch of these is committed in one transaction.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -248,6 +261,11 @@ pub trait Store {
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError>;
     async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError>;
     async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
+    /// Every trial's [`TrialScores`], by trial id, without reading every metric row.
+    async fn scores(
+        &self,
+        sweep_id: i64,
+    ) -> Result<std::collections::HashMap<i64, TrialScores>, StoreError>;
     /// Decisions that ended a trial (`stop`, `diverge`), in trial and epoch order.
     async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError>;
 }

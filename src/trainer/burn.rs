@@ -206,16 +206,22 @@ impl BurnTrainer {
             let lr = config.learning_rate_at(epoch);
             order.shuffle(&mut rng);
             let mut batch_losses = Vec::with_capacity(order.len().div_ceil(config.batch_size));
-            for chunk in order.chunks(config.batch_size) {
-                let idx: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
-                let idx = Tensor::<1, Int>::from_data(
-                    TensorData::new(idx, [chunk.len()]),
-                    &train.x.device(),
-                );
-                let x = train.x.clone().select(0, idx.clone());
-                let y = match &train.y {
-                    Labels::Classes(l) => Labels::Classes(l.clone().select(0, idx)),
-                    Labels::Values(v) => Labels::Values(v.clone().select(0, idx)),
+            // One gather per epoch into the shuffled order; batches are then contiguous
+            // slices of it (a gather per batch cost more than the slices).
+            let idx: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+            let idx =
+                Tensor::<1, Int>::from_data(TensorData::new(idx, [order.len()]), &train.x.device());
+            let xs = train.x.clone().select(0, idx.clone());
+            let ys = match &train.y {
+                Labels::Classes(l) => Labels::Classes(l.clone().select(0, idx)),
+                Labels::Values(v) => Labels::Values(v.clone().select(0, idx)),
+            };
+            for start in (0..order.len()).step_by(config.batch_size) {
+                let end = (start + config.batch_size).min(order.len());
+                let x = xs.clone().slice(start..end);
+                let y = match &ys {
+                    Labels::Classes(l) => Labels::Classes(l.clone().slice(start..end)),
+                    Labels::Values(v) => Labels::Values(v.clone().slice(start..end)),
                 };
                 let mut dropout = Dropout {
                     prob: config.dropout,

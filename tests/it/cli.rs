@@ -502,6 +502,15 @@ fn the_committed_0_1_database_is_upgraded_in_place() {
     );
     let decisions = lcurve(dir, &["query", "select count(*) from decisions"]);
     assert!(text(&decisions).contains("│ 8 "), "{}", text(&decisions));
+    // Migration 5 gave the old finished trials their stored scores.
+    let scored = lcurve(
+        dir,
+        &[
+            "query",
+            "select count(*) from trials where scored_epochs = epochs_run and best_val_loss > 0",
+        ],
+    );
+    assert!(text(&scored).contains("│ 2 "), "{}", text(&scored));
     let report = lcurve(dir, &["report", "fixture"]);
     assert!(report.status.success(), "{}", text(&report));
 

@@ -303,3 +303,85 @@ async fn a_database_from_the_first_schema_is_upgraded_and_still_reads() {
     .unwrap();
     assert_eq!(row, (None, 0.25, None, None), "new columns read as NULL");
 }
+
+/// Scores as text, so NaN compares equal to NaN.
+fn scores_text(scores: &std::collections::HashMap<i64, lcurve::store::TrialScores>) -> Vec<String> {
+    let mut v: Vec<String> = scores
+        .iter()
+        .map(|(id, s)| format!("{id}: {s:?}"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn stored_scores_equal_scores_computed_from_the_metrics() {
+    use lcurve::inspect::scores_from_metrics;
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    // Trial A finishes normally, B diverges (its last loss is NaN), C is still running.
+    let a = store.claim_next(id).await.unwrap().unwrap();
+    let b = store.claim_next(id).await.unwrap().unwrap();
+    let c = store.claim_next(id).await.unwrap().unwrap();
+    let mut writes = Vec::new();
+    for (e, v) in [(1, 0.9), (2, 0.4), (3, 0.6)] {
+        writes.push(Write::Epoch {
+            trial_id: a.id,
+            report: report(e, v),
+        });
+    }
+    for (e, v) in [(1, 0.8), (2, f64::NAN)] {
+        writes.push(Write::Epoch {
+            trial_id: b.id,
+            report: report(e, v),
+        });
+    }
+    writes.push(Write::Epoch {
+        trial_id: c.id,
+        report: report(1, 0.7),
+    });
+    for (trial_id, state, epochs_run) in [
+        (a.id, TrialState::Completed, 3),
+        (b.id, TrialState::Diverged, 2),
+    ] {
+        writes.push(Write::Finish {
+            trial_id,
+            outcome: TrialOutcome {
+                state,
+                epochs_run,
+                best: None,
+                stop_reason: None,
+                error: None,
+            },
+        });
+    }
+    store.apply(&writes).await.unwrap();
+    let trials = store.trials(id).await.unwrap();
+    let metrics = store.metrics(id).await.unwrap();
+    let stored = store.scores(id).await.unwrap();
+    assert_eq!(
+        scores_text(&stored),
+        scores_text(&scores_from_metrics(&trials, &metrics))
+    );
+    assert_eq!(stored[&a.id].best_val_loss, Some(0.4));
+    assert_eq!(stored[&a.id].final_val_loss, Some(0.6));
+    assert_eq!(stored[&a.id].epochs_run, 3);
+    assert!(stored[&b.id].final_val_loss.unwrap().is_nan(), "NaN kept");
+    assert_eq!(
+        stored[&c.id].best_val_loss,
+        Some(0.7),
+        "running: from its metrics"
+    );
+    let scored: (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT scored_epochs FROM trials WHERE id = ?), (SELECT scored_epochs FROM trials WHERE id = ?)",
+    )
+    .bind(a.id)
+    .bind(c.id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(scored, (Some(3), None), "stored at finish only");
+}
