@@ -183,11 +183,14 @@ pub async fn run<S: Store, T: Trainer>(
             batch.push(msg);
         }
         let step = process(batch, &mut running, &mut book, opts, cancelled);
-        store.apply(&step.writes).await?;
+        // Trainers get their answers before the commit, so no training thread waits for the
+        // database. This is safe: a trial's end is only final once its Finish row commits,
+        // which happens after every epoch before it; a crash in between re-runs the trial.
         for (reply, control) in step.replies {
             // A trainer that has gone away (panicked) no longer needs an answer.
             let _ = reply.send(control);
         }
+        store.apply(&step.writes).await?;
         for e in &step.epochs {
             progress.epoch(e);
         }
