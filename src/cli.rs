@@ -399,12 +399,7 @@ async fn trial(
             trials.len().saturating_sub(1)
         );
     };
-    let points: Vec<_> = store
-        .metrics(sweep.id)
-        .await?
-        .into_iter()
-        .filter(|m| m.trial_id == t.id)
-        .collect();
+    let points = store.trial_metrics(t.id).await?;
     let config = inspect::trial_config_rows(t);
     let curve = inspect::curve_rows(&points);
     let decisions = inspect::query_rows(

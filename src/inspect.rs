@@ -159,7 +159,15 @@ pub fn leaderboard_rows(
         "stop_reason",
     ]);
     let mut out = Rows::new(&header);
-    for st in leaderboard(trials, scores) {
+    let mut standings = leaderboard(trials, scores);
+    if sort.is_none() {
+        // Already in order: only the rows shown need their cells (10,000 trials, --limit 20).
+        if reverse {
+            standings.reverse();
+        }
+        standings.truncate(limit.unwrap_or(usize::MAX));
+    }
+    for st in standings {
         let (tr, s) = (st.trial, &st.scores);
         let c = &tr.config;
         let mut row = vec![Cell::Int(tr.ordinal as i64)];
@@ -192,11 +200,11 @@ pub fn leaderboard_rows(
             let o = compare(&a[i], &b[i]);
             if descending { o.reverse() } else { o }
         });
+        if reverse {
+            out.rows.reverse();
+        }
+        out.rows.truncate(limit.unwrap_or(usize::MAX));
     }
-    if reverse {
-        out.rows.reverse();
-    }
-    out.rows.truncate(limit.unwrap_or(usize::MAX));
     Ok(out)
 }
 

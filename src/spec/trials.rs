@@ -148,24 +148,23 @@ impl TrialConfig {
 
 /// The hyperparameters that differ between `configs`, in expansion order.
 pub fn varying<'a>(configs: impl IntoIterator<Item = &'a TrialConfig>) -> Vec<&'static str> {
-    let mut seen: Vec<(&'static str, Vec<String>)> = Vec::new();
+    // Per key: its first value, and whether another value was seen. Once a key is known to
+    // vary its values are not compared again (10,000 trials stay linear).
+    let mut seen: Vec<(&'static str, String, bool)> = Vec::new();
     for c in configs {
         for (key, value) in c.params() {
-            match seen.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, values)) => {
-                    if !values.contains(&value) {
-                        values.push(value);
-                    }
-                }
-                None => seen.push((key, vec![value])),
+            match seen.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, true)) => {}
+                Some((_, first, varies)) => *varies = *first != value,
+                None => seen.push((key, value, false)),
             }
         }
     }
     let order = |k: &str| Param::from_key(k).map_or(usize::MAX, |p| p as usize);
     let mut keys: Vec<&'static str> = seen
         .into_iter()
-        .filter(|(_, v)| v.len() > 1)
-        .map(|(k, _)| k)
+        .filter(|(_, _, varies)| *varies)
+        .map(|(k, _, _)| k)
         .collect();
     keys.sort_by_key(|k| order(k));
     keys

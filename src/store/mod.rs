@@ -261,6 +261,8 @@ pub trait Store {
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError>;
     async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError>;
     async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
+    /// One trial's metrics, by name and epoch.
+    async fn trial_metrics(&self, trial_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
     /// Every trial's [`TrialScores`], by trial id, without reading every metric row.
     async fn scores(
         &self,

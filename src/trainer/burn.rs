@@ -207,7 +207,8 @@ impl BurnTrainer {
             order.shuffle(&mut rng);
             let mut batch_losses = Vec::with_capacity(order.len().div_ceil(config.batch_size));
             // One gather per epoch into the shuffled order; batches are then contiguous
-            // slices of it (a gather per batch cost more than the slices).
+            // slices of it (the same rows in the same order as a gather per batch, so the
+            // same numbers; measured no slower).
             let idx: Vec<i64> = order.iter().map(|&i| i as i64).collect();
             let idx =
                 Tensor::<1, Int>::from_data(TensorData::new(idx, [order.len()]), &train.x.device());
