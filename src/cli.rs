@@ -77,6 +77,10 @@ enum Command {
         /// seconds, so it fills in while the sweep runs; 0 draws it only at the end.
         #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
         redraw_every: f64,
+        /// How often, in seconds, to print the running trials' epochs when stderr is not a
+        /// terminal (a pipe or CI log); on a terminal they are redrawn in place.
+        #[arg(long, default_value_t = 10.0, value_name = "SECONDS", hide = true)]
+        progress_every: f64,
         /// Testing aid: train with a synthetic trainer (closed-form curves) that takes this
         /// many milliseconds per epoch, instead of burn.
         #[arg(long, hide = true, value_name = "MS")]
@@ -239,6 +243,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             replace,
             max_trials,
             redraw_every,
+            progress_every,
             synthetic_trainer,
         } => {
             run(
@@ -252,6 +257,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                         .then(|| std::time::Duration::from_secs_f64(redraw_every)),
                 },
                 synthetic_trainer,
+                std::time::Duration::from_secs_f64(progress_every.clamp(0.0, 1e6)),
             )
             .await
         }
@@ -466,6 +472,7 @@ async fn run(
     path: &Path,
     opts: RunOptions,
     synthetic_ms: Option<u64>,
+    progress_every: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
     // Everything about the file is checked before the database is touched.
     let mut spec = spec::load(path)?;
@@ -483,7 +490,10 @@ async fn run(
         db.display()
     );
     eprintln!("{}", describe_data(&split.record));
-    let mut progress = Printer::default();
+    let mut progress = Printer {
+        plain_every: progress_every,
+        ..Printer::default()
+    };
     let cancel = async {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
@@ -738,6 +748,8 @@ struct Printer {
     shown: usize,
     last_block: Instant,
     last_plain: Instant,
+    /// How often plain (not a terminal) status lines are printed.
+    plain_every: std::time::Duration,
 }
 
 impl Default for Printer {
@@ -753,6 +765,7 @@ impl Default for Printer {
             shown: 0,
             last_block: Instant::now(),
             last_plain: Instant::now(),
+            plain_every: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -886,7 +899,7 @@ impl Progress for Printer {
                 self.clear();
                 self.draw_block();
             }
-        } else if self.last_plain.elapsed() >= std::time::Duration::from_secs(10) {
+        } else if self.last_plain.elapsed() >= self.plain_every {
             self.last_plain = Instant::now();
             for l in self.status_lines() {
                 eprintln!("{l}");

@@ -910,3 +910,68 @@ fn every_command_has_help_with_an_example() {
         );
     }
 }
+
+const PROGRESS: &str = "name = \"prog\"\n[train]\nmax_parallel = 2\n[params]\nlearning_rate = [0.001, 0.01]\nbatch_size = 32\nepochs = 6\nactivation = \"relu\"\n";
+
+#[test]
+fn progress_lines_show_each_running_trial_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), PROGRESS).unwrap();
+    let out = lcurve(
+        dir.path(),
+        &[
+            "run",
+            "p.toml",
+            "--synthetic-trainer",
+            "40",
+            "--progress-every",
+            "0.05",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\x1b'), "no terminal codes in a pipe:\n{err}");
+    // One line per running trial: its ordinal, epoch out of planned, current val_loss.
+    let status: Vec<&str> = err.lines().filter(|l| l.contains(" epoch ")).collect();
+    let val_loss = |l: &str| {
+        l.split("val_loss ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert!(
+        status
+            .iter()
+            .any(|l| l.contains("#0") && l.contains("/6") && val_loss(l).is_some_and(|v| v > 0.0)),
+        "{err}"
+    );
+    assert!(status.iter().any(|l| l.contains("#1")), "{err}");
+    assert!(err.contains("[  2/2]"), "{err}");
+}
+
+#[test]
+fn progress_is_redrawn_in_place_on_a_terminal() {
+    // util-linux's `script` gives the run a pseudo-terminal, as a person's shell would.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), PROGRESS).unwrap();
+    let log = dir.path().join("tty.log");
+    let cmd = format!(
+        "{} run p.toml --synthetic-trainer 40",
+        env!("CARGO_BIN_EXE_lcurve")
+    );
+    let status = Command::new("script")
+        .args(["-qec", &cmd])
+        .arg(&log)
+        .current_dir(dir.path())
+        .env_remove("LCURVE_DB")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run script (util-linux)");
+    assert!(status.success());
+    let tty = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        tty.contains("\x1b[2F\x1b[J"),
+        "the two running trials' lines are redrawn in place:\n{tty}"
+    );
+    assert!(tty.contains("epoch   6/6"), "{tty}");
+}
