@@ -28,6 +28,14 @@ fn register_bundled_font() {
     });
 }
 
+/// A white canvas of `size` pixels with the bundled font; written to `path` by `present()`.
+fn canvas(path: &Path, size: (u32, u32)) -> Result<DrawingArea<BitMapBackend<'_>, Shift>, String> {
+    register_bundled_font();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    Ok(root)
+}
+
 /// Ten colours that stay distinct for colour-blind readers (Tableau 10).
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -480,9 +488,7 @@ macro_rules! epoch_chart {
 /// `curves.png`: every trial's validation loss; colour by one hyperparameter, dash by a
 /// second, the best trial thick, ends marked; the legend sits beside the plot.
 pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
-    register_bundled_font();
-    let root = BitMapBackend::new(path, (1440, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let root = canvas(path, (1440, 800))?;
     let (plot, side) = root.split_horizontally(1100);
     let all: Vec<&TrialSeries> = data.trials.iter().collect();
     let best = data.best_trial();
@@ -544,7 +550,6 @@ pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
 /// `panels.png`: small multiples, one panel per value of the colouring hyperparameter, on
 /// one shared y scale; within a panel, colour by the line-style hyperparameter.
 pub fn panels(data: &ChartData, path: &Path) -> Result<(), String> {
-    register_bundled_font();
     const MAX_PANELS: usize = 16;
     let n = data.groups.len().clamp(1, MAX_PANELS);
     let cols = match n {
@@ -555,8 +560,7 @@ pub fn panels(data: &ChartData, path: &Path) -> Result<(), String> {
     };
     let rows = n.div_ceil(cols);
     let (w, h) = (cols as u32 * 430 + 300, rows as u32 * 320 + 60);
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let root = canvas(path, (w, h))?;
     let (head, body) = root.split_vertically(60);
     head.draw_text(
         &format!(
@@ -623,9 +627,7 @@ pub fn panels(data: &ChartData, path: &Path) -> Result<(), String> {
 /// `summary.png`: best metric against one hyperparameter, a line per value of others;
 /// points where every trial diverged are crosses on the top edge.
 pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
-    register_bundled_font();
-    let root = BitMapBackend::new(path, (1300, 720)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let root = canvas(path, (1300, 720))?;
     let (plot, side) = root.split_horizontally(960);
     let xs: Vec<f64> = s
         .lines
@@ -830,7 +832,6 @@ fn short(v: f64) -> String {
 /// is better, diverged cells grey and labelled, empty cells blank.
 pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
     use plotters::style::colors::colormaps::ViridisRGB;
-    register_bundled_font();
     let (cw, ch) = (
         (880 / h.xs.len().max(1)).clamp(50, 150) as i32,
         (520 / h.ys.len().max(1)).clamp(30, 90) as i32,
@@ -838,8 +839,7 @@ pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
     let (left, top) = (170, 90);
     let w = (left + cw * h.xs.len() as i32 + 60).max(760) as u32;
     let hgt = (top + ch * h.ys.len() as i32 + 70) as u32;
-    let root = BitMapBackend::new(path, (w, hgt)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let root = canvas(path, (w, hgt))?;
     let metric = h.metric.name();
     let title = format!("{sweep}: best {metric} by {} and {}", h.x_key, h.y_key);
     root.draw_text(&title, &("sans-serif", 22).into_text_style(&root), (20, 14))
@@ -922,9 +922,7 @@ pub fn heatmap(sweep: &str, h: &Heatmap, path: &Path) -> Result<(), String> {
 /// `learning_curve.png`: loss against the share of the training split, validation with its
 /// spread over seeds, and training loss at the same epochs.
 pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<(), String> {
-    register_bundled_font();
-    let root = BitMapBackend::new(path, (1100, 700)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let root = canvas(path, (1100, 700))?;
     let (plot, foot) = root.split_vertically(640);
     let xs: Vec<f64> = lc.points.iter().map(|p| p.fraction).collect();
     let x_lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
@@ -1026,9 +1024,7 @@ pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<()
 
 /// `trials/NNN.png`: one trial's training and validation loss, best epoch and stop reason.
 pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
-    register_bundled_font();
-    let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let root = canvas(path, (1000, 640))?;
     let (head, body) = root.split_vertically(118);
     let title = format!(
         "{sweep} trial #{}: {} [{}]",
@@ -1158,9 +1154,7 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
 /// `compare-A-vs-B.png`: the best curves of each sweep on one chart, a colour per sweep,
 /// each sweep's best trial thick.
 pub fn compare(sweeps: &[(&str, Vec<&TrialSeries>)], path: &Path) -> Result<(), String> {
-    register_bundled_font();
-    let root = BitMapBackend::new(path, (1400, 760)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let root = canvas(path, (1400, 760))?;
     let (plot, side) = root.split_horizontally(1060);
     let all: Vec<&TrialSeries> = sweeps.iter().flat_map(|s| s.1.iter().copied()).collect();
     let names: Vec<&str> = sweeps.iter().map(|s| s.0).collect();
@@ -1231,9 +1225,7 @@ pub fn replay(
     points: &[ReplayPoint],
     path: &Path,
 ) -> Result<(), String> {
-    register_bundled_font();
-    let root = BitMapBackend::new(path, (1100, 700)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let root = canvas(path, (1100, 700))?;
     let finite: Vec<f64> = points
         .iter()
         .map(|p| p.regret)
