@@ -330,11 +330,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_existing(&cli.db).await?;
             let (sa, sb) = (store.sweep(&a).await?, store.sweep(&b).await?);
-            let (ta, ma) = (store.trials(sa.id).await?, store.scores(sa.id).await?);
-            let (tb, mb) = (store.trials(sb.id).await?, store.scores(sb.id).await?);
-            let rows = inspect::compare_rows((&a, &ta, &ma), (&b, &tb, &mb), limit);
+            let (ta, scores_a) = (store.trials(sa.id).await?, store.scores(sa.id).await?);
+            let (tb, scores_b) = (store.trials(sb.id).await?, store.scores(sb.id).await?);
+            let rows = inspect::compare_rows((&a, &ta, &scores_a), (&b, &tb, &scores_b), limit);
             say!("{}", rows.render(format));
-            match lcurve::report::write_compare(&store, &a, &b, curves, &reports).await? {
+            let sides = [(&sa, ta.as_slice()), (&sb, tb.as_slice())];
+            match lcurve::report::write_compare(&store, sides, curves, &reports).await? {
                 Ok(path) => {
                     eprintln!("chart: {}", path.display());
                     Ok(ExitCode::SUCCESS)

@@ -40,7 +40,7 @@ impl Cell {
     }
 
     /// As shown in a table: numbers to 4 significant places where that reads better.
-    fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         match self {
             Cell::Text(s) => s.clone(),
             Cell::Int(i) => i.to_string(),

@@ -84,7 +84,7 @@ async fn redraw_while_running<S: Store>(
         }
         seen = now.ended;
         let started = std::time::Instant::now();
-        let _ = redraw(store, sweep, root, drawn).await;
+        let _ = redraw(store, sweep, root, drawn, true).await;
         // Drawing shares the cores with training: keep it under ~5% of the time.
         let pause = every.max(started.elapsed() * 20);
         tokio::select! {
@@ -240,7 +240,7 @@ pub async fn run_sweep<S: Store, T: Trainer>(
         store.finish_sweep(sweep_id).await?;
         RunSummary::default()
     };
-    let report = redraw(store, spec.name.as_str(), &opts.reports, &mut drawn).await?;
+    let report = redraw(store, spec.name.as_str(), &opts.reports, &mut drawn, false).await?;
     Ok(RunResult {
         sweep_id,
         total: planned.len(),

@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
 use plotters::element::DashedPathElement;
 
-use super::prepare::{ChartData, MAX_STYLES, TrialSeries};
+use super::prepare::{ChartData, MAX_STYLES, TrialSeries, first_seen};
 use super::summary::{Heatmap, LearningCurve, LearningPoint, Line, Spread, Summary};
 use crate::spec::Choice as _;
 use crate::store::TrialState;
@@ -668,15 +668,11 @@ pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
     let x_desc = s.x_key.to_string();
     // Colour by the first line key's value, dash by the second's.
     let distinct = |i: usize| {
-        let mut v: Vec<&str> = Vec::new();
-        for l in &s.lines {
-            if let Some(p) = l.parts.get(i)
-                && !v.contains(&p.as_str())
-            {
-                v.push(p);
-            }
-        }
-        v
+        first_seen(
+            s.lines
+                .iter()
+                .filter_map(|l| l.parts.get(i).map(String::as_str)),
+        )
     };
     let (firsts, seconds) = (distinct(0), distinct(1));
     let look = |l: &Line| {

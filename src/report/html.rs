@@ -52,15 +52,15 @@ figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}figcaption{
 .trials{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}\
 .trials img{width:100%;border:1px solid #eee}pre{background:#f7f7f7;padding:12px;overflow:auto;font-size:13px}";
 
+/// A cell as the terminal table shows it, escaped; a non-finite score says it diverged.
+/// Also whether it is text (left-aligned).
 fn cell_html(c: &Cell) -> (String, bool) {
-    match c {
-        Cell::Text(s) => (escape(s), true),
-        Cell::Int(i) => (i.to_string(), false),
-        Cell::Num(x) => (crate::util::format_float(*x), false),
-        Cell::Score(x) if x.is_finite() => (format!("{x:.4}"), false),
-        Cell::Score(x) => (format!("{x} (diverged)"), false),
-        Cell::Null => ("–".into(), false),
-    }
+    let text = match c {
+        Cell::Score(x) if !x.is_finite() => format!("{} (diverged)", c.shown()),
+        Cell::Null => "–".into(),
+        _ => c.shown(),
+    };
+    (escape(&text), matches!(c, Cell::Text(_)))
 }
 
 /// The leaderboard as an HTML table: the first row (the best) highlighted, diverged and

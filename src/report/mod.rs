@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use crate::data::DataRecord;
 use crate::output::Rows;
 use crate::spec::{Choice, Metric};
-use crate::store::{Store, StoreError, TrialState};
+use crate::store::{Store, StoreError, SweepRow, TrialRow, TrialState};
 
 /// A chart that could not be drawn. The data it would show stays in the database.
 #[derive(Debug, thiserror::Error)]
@@ -87,16 +87,19 @@ pub async fn write_report<S: Store>(
     sweep: &str,
     root: &Path,
 ) -> Result<ReportOutcome, StoreError> {
-    redraw(store, sweep, root, &mut Drawn::default()).await
+    redraw(store, sweep, root, &mut Drawn::default(), false).await
 }
 
 /// As [`write_report`], but trial charts already drawn (per `drawn`) and unchanged since are
 /// kept. The drawing runs on a blocking thread, so a running sweep's scheduler is not held up.
+/// `live`: drawn while the sweep runs, so the page says so and reloads itself (the run knows;
+/// the database cannot tell a running sweep from one stopped by Ctrl-C).
 pub async fn redraw<S: Store>(
     store: &S,
     sweep: &str,
     root: &Path,
     drawn: &mut Drawn,
+    live: bool,
 ) -> Result<ReportOutcome, StoreError> {
     let row = store.sweep(sweep).await?;
     let trials = store.trials(row.id).await?;
@@ -127,10 +130,7 @@ pub async fn redraw<S: Store>(
             .and_then(|d| serde_json::from_str::<DataRecord>(d).ok())
             .map(|r| crate::run::describe_data(&r)),
         spec: row.source.clone().unwrap_or_else(|| spec_text(&row.spec)),
-        running: row.finished_at.is_none()
-            || trials
-                .iter()
-                .any(|t| matches!(t.state, TrialState::Running)),
+        running: live,
         counts,
     };
     let skip: Vec<usize> = data
@@ -321,31 +321,29 @@ fn draw_all(
 
 /// Draws the best `k` validation curves of each of two sweeps on one chart,
 /// `root/compare-<a>-vs-<b>.png`; returns its path.
+/// Each sweep comes with the trials the caller has already read.
 pub async fn write_compare<S: Store>(
     store: &S,
-    a: &str,
-    b: &str,
+    sweeps: [(&SweepRow, &[TrialRow]); 2],
     k: usize,
     root: &Path,
 ) -> Result<Result<PathBuf, ChartError>, StoreError> {
     let mut prepared = Vec::new();
-    for name in [a, b] {
-        let row = store.sweep(name).await?;
-        let trials = store.trials(row.id).await?;
+    for (row, trials) in sweeps {
         let metrics = store.metrics(row.id).await?;
         let decisions = store.stop_decisions(row.id).await?;
         prepared.push(prepare(
             &row.name,
             sweep_metric(&row.spec),
-            &trials,
+            trials,
             &metrics,
             &decisions,
         ));
     }
     let path = root.join(format!(
         "compare-{}-vs-{}.png",
-        make_filename_safe(a),
-        make_filename_safe(b)
+        make_filename_safe(&sweeps[0].0.name),
+        make_filename_safe(&sweeps[1].0.name)
     ));
     let target = path.clone();
     let drawing = tokio::task::spawn_blocking(move || {

@@ -95,16 +95,20 @@ impl ChartData {
     }
 }
 
-/// The distinct values of `key` over `trials`, in first-seen order.
-fn distinct(trials: &[TrialRow], key: &str) -> Vec<String> {
-    let mut values: Vec<String> = Vec::new();
-    for t in trials {
-        let v = param_text(&t.config, key);
-        if !values.contains(&v) {
-            values.push(v);
+/// The distinct items, in first-seen order (legends and axes follow grid order).
+pub(crate) fn first_seen<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
-    values
+    out
+}
+
+/// The distinct values of `key` over `trials`, in first-seen order.
+fn distinct(trials: &[TrialRow], key: &str) -> Vec<String> {
+    first_seen(trials.iter().map(|t| param_text(&t.config, key)))
 }
 
 /// Colour by the first of these that varies in the sweep, else by the first that varies.

@@ -2,7 +2,7 @@
 //! others), a heatmap over two hyperparameters, and the learning curve over `train_fraction`.
 //! Plain functions over [`ChartData`], tested exactly; `draw.rs` only draws what they return.
 
-use super::prepare::{ChartData, TrialSeries};
+use super::prepare::{ChartData, TrialSeries, first_seen};
 use crate::spec::Metric;
 
 /// Numeric hyperparameters, in the order in which one is picked for the summary's x axis.
@@ -71,12 +71,7 @@ pub fn summary(data: &ChartData) -> Option<Summary> {
         .into_iter()
         .filter(|k| *k != x_key && data.varying.contains(k))
         .collect();
-    let values = |key: &str| {
-        let mut v: Vec<&str> = data.trials.iter().filter_map(|t| param(t, key)).collect();
-        v.sort_unstable();
-        v.dedup();
-        v.len()
-    };
+    let values = |key: &str| first_seen(data.trials.iter().filter_map(|t| param(t, key))).len();
     let mut line_keys: Vec<&'static str> = candidates.first().copied().into_iter().collect();
     if let Some(k) = candidates
         .iter()
@@ -87,7 +82,6 @@ pub fn summary(data: &ChartData) -> Option<Summary> {
     }
     // (label, x, values) in first-seen order.
     let mut cells: Vec<(String, f64, Vec<f64>)> = Vec::new();
-    let mut labels: Vec<String> = Vec::new();
     for t in &data.trials {
         let Some(x) = param(t, x_key).and_then(|v| v.parse::<f64>().ok()) else {
             continue;
@@ -101,14 +95,12 @@ pub fn summary(data: &ChartData) -> Option<Summary> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        if !labels.contains(&label) {
-            labels.push(label.clone());
-        }
         match cells.iter_mut().find(|c| c.0 == label && c.1 == x) {
             Some(c) => c.2.push(best_of(t)),
             None => cells.push((label, x, vec![best_of(t)])),
         }
     }
+    let labels = first_seen(cells.iter().map(|c| c.0.clone()));
     let xs: Vec<f64> = cells.iter().map(|c| c.1).collect();
     let (lo, hi) = xs
         .iter()
@@ -158,13 +150,11 @@ pub struct Heatmap {
 
 /// Values in numeric order when they are all numbers, else in first-seen order.
 fn axis(data: &ChartData, key: &str) -> Vec<String> {
-    let mut values: Vec<String> = Vec::new();
-    for t in &data.trials {
-        let v = param(t, key).unwrap_or("-").to_string();
-        if !values.contains(&v) {
-            values.push(v);
-        }
-    }
+    let mut values = first_seen(
+        data.trials
+            .iter()
+            .map(|t| param(t, key).unwrap_or("-").to_string()),
+    );
     let numbers: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
     if let Some(numbers) = numbers {
         let mut paired: Vec<(f64, String)> = numbers.into_iter().zip(values).collect();
@@ -300,12 +290,7 @@ pub fn learning_curve(data: &ChartData) -> Option<LearningCurve> {
         })
         .collect();
     let largest = scored.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
-    let mut configs: Vec<String> = Vec::new();
-    for s in &scored {
-        if !configs.contains(&s.0) {
-            configs.push(s.0.clone());
-        }
-    }
+    let configs = first_seen(scored.iter().map(|s| s.0.clone()));
     let mean_at_largest = |c: &str| {
         Spread::of(
             &scored

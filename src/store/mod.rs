@@ -258,6 +258,7 @@ pub trait Store {
     async fn finish_sweep(&self, sweep_id: i64) -> Result<(), StoreError>;
 
     async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError>;
+    /// Every sweep with its trial counts; for listing, so `data` and `source` are not read.
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError>;
     async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError>;
     async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError>;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -458,7 +459,8 @@ impl Store for SqliteStore {
 
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, name, description, spec, created_at, finished_at, data, source FROM sweeps ORDER BY id")
+            // The listing needs neither the data record nor the file text: not read.
+            sqlx::query("SELECT id, name, description, spec, created_at, finished_at, NULL AS data, NULL AS source FROM sweeps ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -534,27 +536,10 @@ impl Store for SqliteStore {
     }
 
     async fn scores(&self, sweep_id: i64) -> Result<HashMap<i64, TrialScores>, StoreError> {
-        // Finished trials carry their scores (migration 5); running ones are computed from
-        // their few metric rows (CASE evaluates the subqueries only for those).
-        let rows = sqlx::query(
-            "SELECT t.id,
-               CASE WHEN t.scored_epochs IS NOT NULL THEN t.best_val_loss ELSE
-                 (SELECT min(value) FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_loss' AND m.kind = 'finite') END AS best_val_loss,
-               CASE WHEN t.scored_epochs IS NOT NULL THEN t.best_val_accuracy ELSE
-                 (SELECT max(value) FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_accuracy' AND m.kind = 'finite') END AS best_val_accuracy,
-               CASE WHEN t.scored_epochs IS NOT NULL THEN t.best_val_rmse ELSE
-                 (SELECT min(value) FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_rmse' AND m.kind = 'finite') END AS best_val_rmse,
-               CASE WHEN t.scored_epochs IS NOT NULL THEN t.final_val_loss ELSE
-                 (SELECT value FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_loss' ORDER BY m.epoch DESC LIMIT 1) END AS final_val_loss,
-               CASE WHEN t.scored_epochs IS NOT NULL THEN t.final_val_kind ELSE
-                 (SELECT kind FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_loss' ORDER BY m.epoch DESC LIMIT 1) END AS final_val_kind,
-               coalesce(t.scored_epochs,
-                 (SELECT count(*) FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_loss')) AS epochs
-             FROM trials t WHERE t.sweep_id = ?",
-        )
-        .bind(sweep_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&SCORES_SQL)
+            .bind(sweep_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 let final_val_loss = match r.get::<Option<String>, _>("final_val_kind") {
@@ -568,7 +553,7 @@ impl Store for SqliteStore {
                         best_val_accuracy: r.get("best_val_accuracy"),
                         best_val_rmse: r.get("best_val_rmse"),
                         final_val_loss,
-                        epochs_run: uint(r.get("epochs"))?,
+                        epochs_run: uint(r.get("scored_epochs"))?,
                     },
                 ))
             })
@@ -683,25 +668,10 @@ async fn finish_trial(tx: &mut Tx<'_>, trial_id: i64, o: &TrialOutcome) -> Resul
     .await?;
     if o.state.is_finished() {
         // Its leaderboard numbers, kept so `show` need not read every metric row.
-        sqlx::query(
-            "UPDATE trials SET
-               best_val_loss = (SELECT min(value) FROM metrics m
-                   WHERE m.trial_id = trials.id AND m.name = 'val_loss' AND m.kind = 'finite'),
-               best_val_accuracy = (SELECT max(value) FROM metrics m
-                   WHERE m.trial_id = trials.id AND m.name = 'val_accuracy' AND m.kind = 'finite'),
-               best_val_rmse = (SELECT min(value) FROM metrics m
-                   WHERE m.trial_id = trials.id AND m.name = 'val_rmse' AND m.kind = 'finite'),
-               final_val_loss = (SELECT value FROM metrics m
-                   WHERE m.trial_id = trials.id AND m.name = 'val_loss' ORDER BY m.epoch DESC LIMIT 1),
-               final_val_kind = (SELECT kind FROM metrics m
-                   WHERE m.trial_id = trials.id AND m.name = 'val_loss' ORDER BY m.epoch DESC LIMIT 1),
-               scored_epochs = (SELECT count(*) FROM metrics m
-                   WHERE m.trial_id = trials.id AND m.name = 'val_loss')
-             WHERE id = ?",
-        )
-        .bind(trial_id)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(&STORE_SCORES_SQL)
+            .bind(trial_id)
+            .execute(&mut **tx)
+            .await?;
         // A finished trial will not continue: its checkpoint (if it was paused once) goes.
         sqlx::query("DELETE FROM checkpoints WHERE trial_id = ?")
             .bind(trial_id)
@@ -734,6 +704,60 @@ async fn pause_trial(
     .await?;
     Ok(())
 }
+
+/// Each stored score column of `trials` and the subquery over the trial's metrics that gives
+/// it (`t` is the trial). Finishing a trial stores them; `scores()` computes them for trials
+/// still running. (Migration 5 spells the same subqueries for trials finished before it.)
+const SCORE_COLUMNS: [(&str, &str); 6] = [
+    (
+        "best_val_loss",
+        "SELECT min(value) FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_loss' AND m.kind = 'finite'",
+    ),
+    (
+        "best_val_accuracy",
+        "SELECT max(value) FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_accuracy' AND m.kind = 'finite'",
+    ),
+    (
+        "best_val_rmse",
+        "SELECT min(value) FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_rmse' AND m.kind = 'finite'",
+    ),
+    (
+        "final_val_loss",
+        "SELECT value FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_loss' ORDER BY m.epoch DESC LIMIT 1",
+    ),
+    (
+        "final_val_kind",
+        "SELECT kind FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_loss' ORDER BY m.epoch DESC LIMIT 1",
+    ),
+    (
+        "scored_epochs",
+        "SELECT count(*) FROM metrics m WHERE m.trial_id = t.id AND m.name = 'val_loss'",
+    ),
+];
+
+/// Stores a finished trial's scores (bind: the trial id).
+static STORE_SCORES_SQL: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = SCORE_COLUMNS
+        .iter()
+        .map(|(col, sub)| format!("{col} = ({sub})"))
+        .collect();
+    format!("UPDATE trials AS t SET {} WHERE t.id = ?", sets.join(", "))
+});
+
+/// Every trial's scores (bind: the sweep id): stored ones for finished trials, computed from
+/// the few metric rows of running ones (CASE evaluates the subqueries only for those).
+static SCORES_SQL: LazyLock<String> = LazyLock::new(|| {
+    let cols: Vec<String> = SCORE_COLUMNS
+        .iter()
+        .map(|(col, sub)| {
+            format!("CASE WHEN t.scored_epochs IS NOT NULL THEN t.{col} ELSE ({sub}) END AS {col}")
+        })
+        .collect();
+    format!(
+        "SELECT t.id, {} FROM trials t WHERE t.sweep_id = ?",
+        cols.join(", ")
+    )
+});
 
 fn metric_point(r: &sqlx::sqlite::SqliteRow) -> Result<MetricPoint, StoreError> {
     Ok(MetricPoint {
