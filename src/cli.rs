@@ -13,9 +13,9 @@ use lcurve::output::Format;
 use lcurve::report::write_report;
 use lcurve::run::{RunOptions, check_size, describe_data, prepare_data, run_sweep};
 use lcurve::scheduler::Progress;
-use lcurve::spec::{self, DEFAULT_MAX_TRIALS};
+use lcurve::spec::{self, Choice as _, DEFAULT_MAX_TRIALS};
 use lcurve::store::{ClaimedTrial, SqliteStore, Store, TrialOutcome};
-use lcurve::trainer::{BurnTrainer, SyntheticTrainer};
+use lcurve::trainer::{MlpTrainer, SyntheticTrainer};
 
 /// Prints a line to stdout; a closed pipe (`lcurve show x | head`) ends the program quietly
 /// instead of panicking.
@@ -527,12 +527,21 @@ async fn run(
             run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
         }
         None => {
-            let trainer = || Ok(BurnTrainer::new(&split));
+            let trainer = || Ok(MlpTrainer::new(&split));
             run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
         }
     };
     progress.clear();
     let result = result?;
+    if result.engine != spec.train.engine {
+        eprintln!(
+            "sweep `{}` was begun by an older lcurve on the {} engine and continues on it; to retrain it on the {} engine, add engine = \"{}\" under [train] and pass --replace",
+            spec.name.as_str(),
+            result.engine.name(),
+            spec.train.engine.name(),
+            spec.train.engine.name()
+        );
+    }
     if result.already_done > 0 {
         eprintln!(
             "{} of {} trials were already finished and were skipped",

@@ -1,6 +1,7 @@
 //! `lcurve run` as a library call: validate, store the sweep and its trials, train what is
 //! pending, then draw the report. Rerunning the same file resumes.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +12,9 @@ use tokio::sync::watch;
 use crate::data::{self, DataRecord, Split};
 use crate::report::{Drawn, ReportOutcome, redraw};
 use crate::scheduler::{self, EpochProgress, Progress, RunSummary, SchedulerOptions};
-use crate::spec::{self, Choice, Metric, SweepSpec};
+use crate::spec::{self, Choice, Engine, Metric, SweepSpec};
 use crate::stopping::{self, StoppingRule};
-use crate::store::{ClaimedTrial, Store, TrialOutcome, TrialState};
+use crate::store::{ClaimedTrial, Store, StoreError, TrialOutcome, TrialState};
 use crate::trainer::Trainer;
 
 pub struct RunOptions {
@@ -97,6 +98,8 @@ async fn redraw_while_running<S: Store>(
 /// What a run did, for the closing message.
 pub struct RunResult {
     pub sweep_id: i64,
+    /// The engine the sweep trains on: burn for a sweep an older lcurve began.
+    pub engine: Engine,
     pub total: usize,
     pub already_done: usize,
     pub summary: RunSummary,
@@ -189,11 +192,28 @@ pub async fn run_sweep<S: Store, T: Trainer>(
     progress: &mut dyn Progress,
     cancel: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<RunResult> {
-    let planned = spec::expand(spec)?;
     let data = data.map(DataRecord::to_json);
-    let sweep_id = store
+    let (spec, sweep_id) = match store
         .create_sweep(spec, data.as_deref(), opts.replace)
-        .await?;
+        .await
+    {
+        Err(first @ StoreError::SpecChanged { .. })
+            if !spec.train.engine_named && !spec.train.engine.is_burn() =>
+        {
+            // A sweep that an older lcurve began (all on burn) continues on burn, unless the
+            // file asks for an engine.
+            let mut older = spec.clone();
+            older.train.engine = Engine::Burn;
+            match store.create_sweep(&older, data.as_deref(), false).await {
+                Ok(id) => (Cow::Owned(older), id),
+                Err(StoreError::SpecChanged { .. }) => return Err(first.into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        r => (Cow::Borrowed(spec), r?),
+    };
+    let spec = spec.as_ref();
+    let planned = spec::expand(spec)?;
     store.add_trials(sweep_id, &planned).await?;
     store.requeue_running(sweep_id).await?;
     let trials = store.trials(sweep_id).await?;
@@ -243,6 +263,7 @@ pub async fn run_sweep<S: Store, T: Trainer>(
     let report = redraw(store, spec.name.as_str(), &opts.reports, &mut drawn, false).await?;
     Ok(RunResult {
         sweep_id,
+        engine: spec.train.engine,
         total: planned.len(),
         already_done,
         summary,

@@ -207,7 +207,7 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Activation, DatasetName, LrSchedule, Optimizer, Task};
+    use crate::spec::{Activation, DatasetName, Engine, LrSchedule, Optimizer, Task};
 
     fn trial(id: i64, ordinal: usize, lr: f64, state: TrialState) -> TrialRow {
         TrialRow {
@@ -237,6 +237,7 @@ mod tests {
                 task: Task::Classification,
                 validation_fraction: 0.2,
                 split_seed: 1,
+                engine: Engine::Fused,
             },
             attempt: 1,
             epochs_run: Some(2),

@@ -62,6 +62,7 @@ struct RawSearch {
 struct RawTrain {
     optimizer: Option<Spanned<String>>,
     max_parallel: Option<Spanned<i64>>,
+    engine: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -551,7 +552,15 @@ impl Validator<'_> {
                 )
             })?,
         };
-        Ok(TrainSpec { max_parallel })
+        let engine = match &raw.engine {
+            None => Engine::Fused,
+            Some(e) => self.choice("train.engine", e)?,
+        };
+        Ok(TrainSpec {
+            max_parallel,
+            engine,
+            engine_named: raw.engine.is_some(),
+        })
     }
 
     fn stopping(&self, raw: RawStopping) -> Result<StoppingSpec, SpecError> {

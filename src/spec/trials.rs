@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::space::{Assignment, Domain, Param, Value, product};
 use super::types::{
-    Activation, Choice, CsvSpec, DatasetName, LrSchedule, Optimizer, Strategy, SweepSpec, Task,
+    Activation, Choice, CsvSpec, DatasetName, Engine, LrSchedule, Optimizer, Strategy, SweepSpec,
+    Task,
 };
 
 /// Everything that determines one trial's result. Stored as JSON in `trials.config`; its hash
@@ -56,6 +57,9 @@ pub struct TrialConfig {
     /// (lcurve 0.1 split with the trial's `seed`, which was always the sweep's.)
     #[serde(default)]
     pub split_seed: u64,
+    /// What computes the steps; trials stored before engines existed trained with burn.
+    #[serde(default = "Engine::burn", skip_serializing_if = "Engine::is_burn")]
+    pub engine: Engine,
 }
 
 fn constant_schedule() -> LrSchedule {
@@ -393,6 +397,7 @@ fn resolve(a: &Assignment, spec: &SweepSpec, task: Task) -> TrialConfig {
         task,
         validation_fraction: spec.data.validation_fraction,
         split_seed: spec.seed,
+        engine: spec.train.engine,
     }
 }
 

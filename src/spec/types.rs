@@ -64,6 +64,33 @@ impl Choice for Optimizer {
     const ALL: &'static [(&'static str, Self)] = &[("adam", Self::Adam), ("sgd", Self::Sgd)];
 }
 
+/// What computes the training steps. Both train the same model from the same initial
+/// weights with the same batches; their curves agree to float rounding, not bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// Forward, backward and optimizer as a few GEMMs and loops over flat f32 buffers.
+    Fused,
+    /// burn's autodiff on its `flex` CPU backend (every sweep before `engine` existed).
+    Burn,
+}
+
+impl Engine {
+    /// Sweeps and trials stored before engines existed trained with burn and name none, so
+    /// burn is left out of the stored JSON to keep their hashes.
+    pub fn is_burn(&self) -> bool {
+        *self == Self::Burn
+    }
+
+    pub fn burn() -> Self {
+        Self::Burn
+    }
+}
+
+impl Choice for Engine {
+    const ALL: &'static [(&'static str, Self)] = &[("fused", Self::Fused), ("burn", Self::Burn)];
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LrSchedule {
@@ -289,6 +316,20 @@ pub struct TrainSpec {
     /// is left out of the stored spec and its hash: resuming on another machine is allowed.
     #[serde(skip)]
     pub max_parallel: usize,
+    /// Part of the experiment (the numbers differ in rounding), so it is in the hash.
+    #[serde(skip_serializing_if = "Engine::is_burn")]
+    pub engine: Engine,
+    /// Whether the sweep file names the engine; when it does not, a sweep that an older
+    /// lcurve began (on burn) continues on burn.
+    #[serde(skip)]
+    pub engine_named: bool,
+}
+
+impl TrainSpec {
+    /// Nothing of it is stored: the spec JSON then has no `train` key, as before engines.
+    pub fn stores_nothing(&self) -> bool {
+        self.engine.is_burn()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -388,7 +429,7 @@ pub struct SweepSpec {
     pub data: DataSpec,
     pub search: SearchSpec,
     pub params: Space,
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "TrainSpec::stores_nothing")]
     pub train: TrainSpec,
     pub stopping: Option<StoppingSpec>,
     /// The sweep file's text as read; stored in `sweeps.source` for the report, not in the

@@ -118,6 +118,29 @@ impl Trainer for BurnTrainer {
     }
 }
 
+/// The trial's model with burn's initial weights for its seed, on `device` (an autodiff one).
+pub(super) fn initial_model(
+    device: &Device,
+    config: &TrialConfig,
+    n_features: usize,
+    n_outputs: usize,
+) -> Mlp {
+    let mlp = MlpConfig::new(
+        n_features,
+        config.hidden.clone(),
+        n_outputs,
+        MlpConfig::activation_for(config.activation, config.negative_slope),
+    );
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    device.seed(config.seed);
+    let model = mlp.init(device);
+    // burn initialises parameters lazily, on first use: use them all now, under the lock.
+    let _ = model
+        .forward(Tensor::zeros([1, n_features], device))
+        .into_data();
+    model
+}
+
 /// Adam or SGD as the trial's config says.
 enum Optim<O1, O2> {
     Adam(O1),
@@ -141,22 +164,7 @@ impl BurnTrainer {
         on_epoch: &mut EpochSink,
     ) -> Result<TrainEnd, TrainError> {
         let device = self.device.clone().autodiff();
-        let mlp = MlpConfig::new(
-            self.n_features,
-            config.hidden.clone(),
-            self.n_outputs,
-            MlpConfig::activation_for(config.activation, config.negative_slope),
-        );
-        let mut model: Mlp = {
-            let _guard = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            device.seed(config.seed);
-            let model = mlp.init(&device);
-            // burn initialises parameters lazily, on first use: use them all now, under the lock.
-            let _ = model
-                .forward(Tensor::zeros([1, self.n_features], &device))
-                .into_data();
-            model
-        };
+        let mut model = initial_model(&device, config, self.n_features, self.n_outputs);
         let decay =
             (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
         let mut optim = match config.optimizer {
@@ -297,19 +305,19 @@ impl BurnTrainer {
     }
 }
 
-/// What a checkpoint holds: the model's and the optimizer's burn records (burnpack bytes),
-/// the position of the trial's random stream (batch order and dropout), and the current
-/// order of the training rows (reshuffled in place each epoch).
-struct Saved {
-    model: Vec<u8>,
-    optim: Vec<u8>,
-    rng_word_pos: u128,
-    order: Vec<usize>,
+/// What a checkpoint holds: the model's and the optimizer's state (burn records here, plain
+/// f32s for the fused trainer), the position of the trial's random stream (batch order and
+/// dropout), and the current order of the training rows (reshuffled in place each epoch).
+pub(super) struct Saved {
+    pub model: Vec<u8>,
+    pub optim: Vec<u8>,
+    pub rng_word_pos: u128,
+    pub order: Vec<usize>,
 }
 
 impl Saved {
     /// `len(model) model len(optim) optim rng_word_pos len(order) order...`, little-endian.
-    fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut out =
             Vec::with_capacity(self.model.len() + self.optim.len() + 8 * self.order.len() + 48);
         for part in [&self.model, &self.optim] {
@@ -324,7 +332,7 @@ impl Saved {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
         let mut r = Reader { bytes, at: 0 };
         let n = r.len()?;
         let model = r.take(n)?.to_vec();

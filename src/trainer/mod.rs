@@ -2,16 +2,49 @@
 //! obeying the scheduler's continue/stop answer. Trainers know nothing of the store.
 
 mod burn;
+mod fused;
 mod model;
 mod synthetic;
 
 pub use self::burn::BurnTrainer;
 #[cfg(feature = "ndarray")]
 pub use self::burn::ndarray_device;
+pub use fused::FusedTrainer;
 pub use model::{Mlp, MlpConfig};
 pub use synthetic::SyntheticTrainer;
 
-use crate::spec::{Metric, TrialConfig};
+use crate::data::Split;
+use crate::spec::{Engine, Metric, TrialConfig};
+
+/// The real trainer: each trial trains on the engine its config names.
+#[derive(Clone)]
+pub struct MlpTrainer {
+    fused: FusedTrainer,
+    burn: BurnTrainer,
+}
+
+impl MlpTrainer {
+    pub fn new(split: &Split) -> Self {
+        Self {
+            fused: FusedTrainer::new(split),
+            burn: BurnTrainer::new(split),
+        }
+    }
+}
+
+impl Trainer for MlpTrainer {
+    fn train(
+        &self,
+        config: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError> {
+        match config.engine {
+            Engine::Fused => self.fused.train(config, resume, on_epoch),
+            Engine::Burn => self.burn.train(config, resume, on_epoch),
+        }
+    }
+}
 
 /// What a trainer measured in one epoch (1-based).
 #[derive(Debug, Clone, Copy, PartialEq)]

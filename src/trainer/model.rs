@@ -50,6 +50,9 @@ impl MlpConfig {
     }
 }
 
+/// One linear layer's weights (`[d_in, d_out]`, row-major) and bias, as plain numbers.
+pub type LayerValues = (Vec<f32>, Vec<f32>);
+
 #[derive(Module, Debug)]
 pub struct Mlp {
     hidden: Vec<Linear>,
@@ -65,25 +68,50 @@ pub struct Dropout<'a> {
 }
 
 impl Dropout<'_> {
-    fn apply(&mut self, x: Tensor<2>) -> Tensor<2> {
-        let [rows, cols] = x.dims();
+    /// Fills a row-major mask with `1 / keep` (kept) or 0 (dropped), one draw per element.
+    pub fn fill(&mut self, mask: &mut [f32]) {
         let keep = 1.0 - self.prob;
         let scale = (1.0 / keep) as f32;
-        let mask: Vec<f32> = (0..rows * cols)
-            .map(|_| {
-                if self.rng.random_bool(keep) {
-                    scale
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        for m in mask {
+            *m = if self.rng.random_bool(keep) {
+                scale
+            } else {
+                0.0
+            };
+        }
+    }
+
+    fn apply(&mut self, x: Tensor<2>) -> Tensor<2> {
+        let [rows, cols] = x.dims();
+        let mut mask = vec![0.0; rows * cols];
+        self.fill(&mut mask);
         let mask = Tensor::from_data(TensorData::new(mask, [rows, cols]), &x.device());
         x * mask
     }
 }
 
 impl Mlp {
+    /// Each layer's weights (`[d_in, d_out]`, row-major) and bias, input layer first.
+    pub fn layer_values(&self) -> Result<Vec<LayerValues>, String> {
+        fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
+            t.into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| format!("{e:?}"))
+        }
+        self.hidden
+            .iter()
+            .chain(std::iter::once(&self.output))
+            .map(|layer| {
+                let w = read(layer.weight.val())?;
+                let b = match &layer.bias {
+                    Some(b) => read(b.val())?,
+                    None => vec![0.0; layer.weight.val().dims()[1]],
+                };
+                Ok((w, b))
+            })
+            .collect()
+    }
+
     /// Outputs for a batch (logits, or predictions for regression), without dropout.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.forward_train(x, None)

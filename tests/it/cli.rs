@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{TempDb, png_summary};
+use crate::support::{TempDb, png_summary, sql};
 
 const TINY: &str = r#"
 name = "tiny"
@@ -207,6 +207,46 @@ fn bad_input_exits_non_zero_and_writes_nothing() {
         text(&ls)
     );
     assert!(!dir.join("lcurve.db").exists());
+}
+
+/// A sweep begun before engines existed trained on burn, and its stored spec names no engine.
+/// Rerunning its file, which names none either, continues it on burn and says so; asking for
+/// the fused engine by name is a changed spec.
+#[test]
+fn a_sweep_begun_on_burn_continues_on_burn() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let burn = TINY.replace("max_parallel = 2", "max_parallel = 2\nengine = \"burn\"");
+    std::fs::write(dir.join("s.toml"), &burn).unwrap();
+    assert!(lcurve(dir, &["run", "s.toml"]).status.success());
+    let stored = sql(&db.path, "select spec from sweeps").unwrap();
+    assert!(!stored.contains("engine"), "{stored}");
+
+    std::fs::write(dir.join("s.toml"), TINY).unwrap();
+    let again = lcurve(dir, &["run", "s.toml"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again)
+            .contains("was begun by an older lcurve on the burn engine and continues on it")
+            && text(&again).contains("2 of 2 trials were already finished"),
+        "{}",
+        text(&again)
+    );
+    let configs = sql(
+        &db.path,
+        "select count(*) from trials where config like '%engine%'",
+    );
+    assert_eq!(configs.unwrap().trim(), "0");
+
+    let named = TINY.replace("max_parallel = 2", "max_parallel = 2\nengine = \"fused\"");
+    std::fs::write(dir.join("s.toml"), named).unwrap();
+    let out = lcurve(dir, &["run", "s.toml"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("already exists in the database with a different spec"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -68,7 +68,7 @@ fn trial_config_holds_every_resolved_value() {
     // These hashes identify trials across reruns; changing them orphans stored results.
     assert_eq!(
         t[0].config.to_json(),
-        r#"{"learning_rate":0.001,"lr_schedule":"constant","batch_size":32,"epochs":6,"optimizer":"adam","beta1":0.9,"beta2":0.999,"weight_decay":0.0,"hidden":[128],"dropout":0.0,"activation":"relu","train_fraction":1.0,"seed":7,"dataset":"digits","task":"classification","validation_fraction":0.2,"split_seed":7}"#
+        r#"{"learning_rate":0.001,"lr_schedule":"constant","batch_size":32,"epochs":6,"optimizer":"adam","beta1":0.9,"beta2":0.999,"weight_decay":0.0,"hidden":[128],"dropout":0.0,"activation":"relu","train_fraction":1.0,"seed":7,"dataset":"digits","task":"classification","validation_fraction":0.2,"split_seed":7,"engine":"fused"}"#
     );
     assert_ne!(t[0].config.hash(), t[1].config.hash());
     assert_eq!(trials(SMALL), t, "same file, same trials");
@@ -556,4 +556,27 @@ fn stopping_rules_combine_and_patience_is_the_default() {
         "another rule given: no implicit patience"
     );
     assert_eq!(lcurve::stopping::rules_for(Some(&combined)).len(), 5);
+}
+
+/// Sweeps default to the fused engine; `engine = "burn"` stores no engine at all, so sweeps and
+/// trials stored before engines existed (all trained with burn) keep their hashes.
+#[test]
+fn the_engine_is_part_of_the_experiment_and_burn_keeps_old_hashes() {
+    let fused = spec(SMALL);
+    assert_eq!(fused.train.engine, lcurve::spec::Engine::Fused);
+    assert!(!fused.train.engine_named);
+    assert!(fused.to_json().contains(r#""train":{"engine":"fused"}"#));
+    let burn = spec(&SMALL.replace("max_parallel = 2", "max_parallel = 2\nengine = \"burn\""));
+    assert!(burn.train.engine_named);
+    assert!(!burn.to_json().contains("train"), "{}", burn.to_json());
+    assert_ne!(fused.hash(), burn.hash());
+    let t = expand(&burn).unwrap();
+    assert!(!t[0].config.to_json().contains("engine"));
+    let old: lcurve::spec::TrialConfig = serde_json::from_str(&t[0].config.to_json()).unwrap();
+    assert_eq!(
+        old.engine,
+        lcurve::spec::Engine::Burn,
+        "configs without an engine are burn's"
+    );
+    assert_eq!(old.hash(), t[0].config.hash());
 }

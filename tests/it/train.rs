@@ -1,21 +1,33 @@
-//! The burn trainer with every model and training option: regression, dropout, SGD momentum,
-//! weight decay, schedules and train_fraction reach the training and stay reproducible.
+//! Both engines with every model and training option: regression, dropout, SGD momentum,
+//! weight decay, schedules and train_fraction reach the training and stay reproducible, and
+//! the fused engine's curves match burn's.
 
 use std::path::Path;
 
 use lcurve::run::prepare_data;
+use lcurve::spec::Engine;
 use lcurve::spec::{PlannedTrial, expand, parse};
-use lcurve::trainer::{BurnTrainer, Control, EpochReport, Trainer};
+use lcurve::trainer::{Control, EpochReport, MlpTrainer, Trainer};
 
-/// Builds the sweep, its trainer and its trials.
-fn setup(toml: &str) -> (BurnTrainer, Vec<PlannedTrial>) {
+const ENGINES: [&str; 2] = ["fused", "burn"];
+
+/// Builds the sweep (on `engine`), its trainer and its trials.
+fn setup(toml: &str, engine: &str) -> (MlpTrainer, Vec<PlannedTrial>) {
     let path = Path::new("sweeps/test.toml");
-    let mut spec = parse(path, toml).unwrap_or_else(|e| panic!("{e}"));
+    let toml = format!("{toml}\n[train]\nengine = \"{engine}\"\n");
+    let mut spec = parse(path, &toml).unwrap_or_else(|e| panic!("{e}"));
     let split = prepare_data(&mut spec, path).unwrap();
-    (BurnTrainer::new(&split), expand(&spec).unwrap())
+    let trials = expand(&spec).unwrap();
+    let want = if engine == "fused" {
+        Engine::Fused
+    } else {
+        Engine::Burn
+    };
+    assert!(trials.iter().all(|t| t.config.engine == want));
+    (MlpTrainer::new(&split), trials)
 }
 
-fn curve(trainer: &BurnTrainer, trial: &PlannedTrial) -> Vec<EpochReport> {
+fn curve(trainer: &MlpTrainer, trial: &PlannedTrial) -> Vec<EpochReport> {
     let mut out = Vec::new();
     trainer
         .train(&trial.config, None, &mut |r: EpochReport| {
@@ -32,8 +44,15 @@ fn losses(c: &[EpochReport]) -> Vec<(f64, f64)> {
 
 #[test]
 fn regression_reports_rmse_in_the_targets_units_and_learns() {
+    for engine in ENGINES {
+        regression_learns(engine);
+    }
+}
+
+fn regression_learns(engine: &str) {
     let (trainer, trials) = setup(
         "name = \"r\"\n[data]\ndataset = \"diabetes\"\n[params]\nlearning_rate = 0.01\nbatch_size = 32\nepochs = 8\nhidden = [32]\n",
+        engine,
     );
     let c = curve(&trainer, &trials[0]);
     assert!(c.iter().all(|r| r.val_accuracy.is_none()));
@@ -48,6 +67,12 @@ fn regression_reports_rmse_in_the_targets_units_and_learns() {
 
 #[test]
 fn every_option_reaches_training_and_stays_reproducible() {
+    for engine in ENGINES {
+        every_option(engine);
+    }
+}
+
+fn every_option(engine: &str) {
     let (trainer, trials) = setup(
         r#"
 name = "opts"
@@ -70,6 +95,7 @@ train_fraction = [1.0, 0.3]
 lr_step_every = 2
 lr_step_gamma = 0.1
 "#,
+        engine,
     );
     assert_eq!(trials.len(), 32);
     let curves: Vec<Vec<(f64, f64)>> = trials.iter().map(|t| losses(&curve(&trainer, t))).collect();
@@ -94,6 +120,12 @@ lr_step_gamma = 0.1
 /// order and the dropout stream all survive the pause.
 #[test]
 fn a_checkpointed_trial_continues_exactly_where_it_paused() {
+    for engine in ENGINES {
+        checkpoint_resumes(engine);
+    }
+}
+
+fn checkpoint_resumes(engine: &str) {
     use lcurve::trainer::{Checkpoint, TrainEnd};
     let (trainer, trials) = setup(
         r#"
@@ -111,6 +143,7 @@ optimizer = ["adam", "sgd"]
 [params.when.optimizer.sgd]
 momentum = 0.9
 "#,
+        engine,
     );
     for trial in &trials {
         let straight = curve(&trainer, trial);
@@ -163,4 +196,65 @@ momentum = 0.9
             .unwrap_err();
         assert!(err.0.contains("checkpoint is damaged"), "{}", err.0);
     }
+}
+
+/// The fused engine trains the burn model: from the same initial weights, batches and dropout
+/// masks, its curves match burn's to float rounding, for every activation, both optimizers,
+/// dropout, weight decay and both tasks.
+#[test]
+fn the_fused_engine_matches_burn() {
+    let sweeps = [
+        r#"
+name = "agree"
+[data]
+dataset = "digits"
+[params]
+learning_rate = 0.01
+batch_size = 64
+epochs = 4
+hidden = [32, 16]
+activation = ["relu", "leaky_relu", "gelu", "sigmoid", "tanh"]
+optimizer = ["adam", "sgd"]
+dropout = [0.0, 0.2]
+weight_decay = 0.001
+[params.when.optimizer.sgd]
+momentum = 0.9
+"#,
+        "name = \"agree-r\"\n[data]\ndataset = \"diabetes\"\n[params]\nlearning_rate = 0.01\nbatch_size = 32\nepochs = 4\nhidden = [16]\nactivation = [\"tanh\", \"relu\"]\n",
+    ];
+    let mut worst = 0.0f64;
+    for toml in sweeps {
+        let (fused, trials) = setup(toml, "fused");
+        let (burn, burn_trials) = setup(toml, "burn");
+        for (f, b) in trials.iter().zip(&burn_trials) {
+            let (cf, cb) = (curve(&fused, f), curve(&burn, b));
+            assert_eq!(cf.len(), cb.len());
+            for (rf, rb) in cf.iter().zip(&cb) {
+                for (x, y) in [(rf.train_loss, rb.train_loss), (rf.val_loss, rb.val_loss)] {
+                    let rel = (x - y).abs() / y.abs().max(1e-3);
+                    worst = worst.max(rel);
+                    assert!(
+                        rel < 1e-4,
+                        "{}: epoch {}: fused {x} vs burn {y}",
+                        f.config.label(),
+                        rf.epoch
+                    );
+                }
+                if let (Some(x), Some(y)) = (rf.val_accuracy, rb.val_accuracy) {
+                    assert!(
+                        (x - y).abs() <= 0.006,
+                        "{}: accuracy {x} vs {y}",
+                        f.config.label()
+                    );
+                }
+            }
+            // It learns: the last epoch beats the first.
+            assert!(
+                cf.last().unwrap().val_loss < cf[0].val_loss,
+                "{}",
+                f.config.label()
+            );
+        }
+    }
+    eprintln!("largest relative difference between engines: {worst:.2e}");
 }

@@ -1,0 +1,845 @@
+//! The fused trainer: the burn trainer's MLP, losses and optimizers computed directly on
+//! contiguous f32 buffers (GEMMs from the `gemm` crate, plain loops for the rest), with no
+//! autodiff graph built per batch. It starts from burn's initial weights and draws the same
+//! batch order and dropout masks, so its curves match the burn trainer's to rounding.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::burn::{Saved, initial_model};
+use super::model::Dropout;
+use super::{Checkpoint, Control, EpochReport, EpochSink, TrainEnd, TrainError, Trainer};
+use crate::data::{Split, Subsets, Table, Target};
+use crate::spec::{Activation, Optimizer, TrialConfig};
+
+/// burn's Adam epsilon (`AdamConfig`'s default), so both engines take the same steps.
+const ADAM_EPSILON: f32 = 1e-5;
+
+/// Marks a fused checkpoint, so a burn one is refused with a clear message.
+const MAGIC: &[u8; 8] = b"lcfused1";
+
+/// One split of the data as plain rows.
+struct Rows {
+    x: Vec<f32>,
+    y: Labels,
+    rows: usize,
+}
+
+enum Labels {
+    Classes(Vec<usize>),
+    /// Standardized regression targets.
+    Values(Vec<f32>),
+}
+
+impl Rows {
+    fn new(table: &Table) -> Self {
+        Self {
+            x: table.features.clone(),
+            y: match &table.target {
+                Target::Classes(l) => Labels::Classes(l.clone()),
+                Target::Values(v) => Labels::Values(v.clone()),
+            },
+            rows: table.rows(),
+        }
+    }
+}
+
+/// Trains with fused loops; the data are copied once, when this is built, and every trial
+/// shares them.
+#[derive(Clone)]
+pub struct FusedTrainer {
+    data: Arc<(Rows, Rows)>,
+    subsets: Subsets,
+    n_features: usize,
+    n_outputs: usize,
+    /// The regression target's standard deviation, to report RMSE in its own units.
+    target_std: Option<f64>,
+}
+
+impl FusedTrainer {
+    pub fn new(split: &Split) -> Self {
+        let n_outputs = match split.train.target {
+            Target::Classes(_) => split.train.n_classes(),
+            Target::Values(_) => 1,
+        };
+        Self {
+            data: Arc::new((Rows::new(&split.train), Rows::new(&split.valid))),
+            subsets: split.subsets.clone(),
+            n_features: split.train.n_features,
+            n_outputs,
+            target_std: split.record.target_std,
+        }
+    }
+}
+
+/// The activation between layers, with its derivative.
+#[derive(Clone, Copy)]
+enum Act {
+    Relu,
+    Leaky(f32),
+    Gelu,
+    Sigmoid,
+    Tanh,
+}
+
+impl Act {
+    fn new(activation: Activation, negative_slope: Option<f64>) -> Self {
+        match activation {
+            Activation::Relu => Self::Relu,
+            Activation::LeakyRelu => Self::Leaky(negative_slope.unwrap_or(0.01) as f32),
+            Activation::Gelu => Self::Gelu,
+            Activation::Sigmoid => Self::Sigmoid,
+            Activation::Tanh => Self::Tanh,
+        }
+    }
+
+    /// `h = act(z)`, element-wise.
+    fn forward(self, z: &[f32], h: &mut [f32]) {
+        let pairs = z.iter().zip(h.iter_mut());
+        match self {
+            Self::Relu => pairs.for_each(|(&z, h)| *h = z.max(0.0)),
+            Self::Leaky(s) => pairs.for_each(|(&z, h)| *h = if z > 0.0 { z } else { z * s }),
+            Self::Gelu => pairs.for_each(|(&z, h)| {
+                *h = 0.5 * z * (1.0 + libm::erff(z * std::f32::consts::FRAC_1_SQRT_2))
+            }),
+            Self::Sigmoid => pairs.for_each(|(&z, h)| *h = 1.0 / (1.0 + (-z).exp())),
+            Self::Tanh => pairs.for_each(|(&z, h)| *h = z.tanh()),
+        }
+    }
+
+    /// `g *= act'(z)`, given `z` and `h = act(z)`.
+    fn backward(self, z: &[f32], h: &[f32], g: &mut [f32]) {
+        let it = z.iter().zip(h).zip(g.iter_mut());
+        match self {
+            Self::Relu => it.for_each(|((&z, _), g)| {
+                if z <= 0.0 {
+                    *g = 0.0
+                }
+            }),
+            Self::Leaky(s) => it.for_each(|((&z, _), g)| {
+                if z <= 0.0 {
+                    *g *= s
+                }
+            }),
+            Self::Gelu => it.for_each(|((&z, _), g)| {
+                let cdf = 0.5 * (1.0 + libm::erff(z * std::f32::consts::FRAC_1_SQRT_2));
+                let pdf = (-0.5 * z * z).exp()
+                    * (0.5 * std::f32::consts::FRAC_2_SQRT_PI)
+                    * std::f32::consts::FRAC_1_SQRT_2;
+                *g *= cdf + z * pdf
+            }),
+            Self::Sigmoid => it.for_each(|((_, &h), g)| *g *= h * (1.0 - h)),
+            Self::Tanh => it.for_each(|((_, &h), g)| *g *= 1.0 - h * h),
+        }
+    }
+}
+
+/// A matrix view into a slice: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major `[_, cols]` matrix.
+    fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major `[_, cols]` matrix.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            rs: 1,
+            cs: cols,
+        }
+    }
+
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `c = a · b` (or `c += a · b` with `accumulate`), with `c` row-major `[m, n]`, `a` `[m, k]`
+/// and `b` `[k, n]`; on this thread.
+fn matmul(c: &mut [f32], a: View, b: View, (m, k, n): (usize, usize, usize), accumulate: bool) {
+    assert!(
+        c.len() >= m * n && a.fits(m, k) && b.fits(k, n),
+        "matmul bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the assertion above keeps every index the kernel touches inside the slices
+    // (`fits`), `c` is borrowed mutably and so overlaps neither input, and strides fit isize
+    // because they index existing allocations.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// The network's parameters, all in one buffer: per layer its weights (`[d_in, d_out]`,
+/// row-major) and then its bias. Gradients and optimizer moments use the same layout, so the
+/// optimizer is one loop over all of them.
+struct Net {
+    /// `n_features, hidden..., n_outputs`.
+    widths: Vec<usize>,
+    /// Where each layer's weights start; its bias follows them.
+    offsets: Vec<usize>,
+    params: Vec<f32>,
+    act: Act,
+}
+
+impl Net {
+    fn new(widths: Vec<usize>, act: Act) -> Self {
+        let mut offsets = Vec::with_capacity(widths.len());
+        let mut at = 0;
+        for w in widths.windows(2) {
+            offsets.push(at);
+            at += w[0] * w[1] + w[1];
+        }
+        Self {
+            widths,
+            offsets,
+            params: vec![0.0; at],
+            act,
+        }
+    }
+
+    fn layers(&self) -> usize {
+        self.widths.len() - 1
+    }
+
+    fn dims(&self, l: usize) -> (usize, usize) {
+        (self.widths[l], self.widths[l + 1])
+    }
+
+    /// Layer `l`'s weights and bias within a buffer laid out like `params`.
+    fn split<'a>(&self, buf: &'a [f32], l: usize) -> (&'a [f32], &'a [f32]) {
+        let (i, o) = self.dims(l);
+        buf[self.offsets[l]..self.offsets[l] + i * o + o].split_at(i * o)
+    }
+
+    fn split_mut<'a>(&self, buf: &'a mut [f32], l: usize) -> (&'a mut [f32], &'a mut [f32]) {
+        let (i, o) = self.dims(l);
+        buf[self.offsets[l]..self.offsets[l] + i * o + o].split_at_mut(i * o)
+    }
+}
+
+/// One layer's buffers for up to `capacity` rows.
+#[derive(Default)]
+struct LayerWork {
+    /// Pre-activation `x · W + b`; the output layer's is the model's output.
+    z: Vec<f32>,
+    /// `act(z)` (hidden layers).
+    h: Vec<f32>,
+    /// Dropout's scaled keep-mask and `h * mask`, when dropout is on.
+    mask: Vec<f32>,
+    dropped: Vec<f32>,
+}
+
+/// Every buffer one forward and backward pass needs, allocated once per trial.
+struct Work {
+    layers: Vec<LayerWork>,
+    /// Gradient with respect to a layer's `z`, and with respect to its input.
+    dz: Vec<f32>,
+    dx: Vec<f32>,
+    grads: Vec<f32>,
+    /// Whether the last forward pass applied dropout (training) or not (validation).
+    dropping: bool,
+}
+
+impl Work {
+    fn new(net: &Net, capacity: usize, dropout: bool) -> Self {
+        let n = net.layers();
+        let widest = net.widths.iter().copied().max().unwrap_or(1);
+        let layers = (0..n)
+            .map(|l| {
+                let size = capacity * net.widths[l + 1];
+                let hidden = l + 1 < n;
+                LayerWork {
+                    z: vec![0.0; size],
+                    h: if hidden { vec![0.0; size] } else { Vec::new() },
+                    mask: if hidden && dropout {
+                        vec![0.0; size]
+                    } else {
+                        Vec::new()
+                    },
+                    dropped: if hidden && dropout {
+                        vec![0.0; size]
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect();
+        Self {
+            layers,
+            dz: vec![0.0; capacity * widest],
+            dx: vec![0.0; capacity * widest],
+            grads: vec![0.0; net.params.len()],
+            dropping: false,
+        }
+    }
+}
+
+/// What a hidden layer passed on in a pass: `h`, or `h * mask` under dropout.
+fn passed(w: &LayerWork, len: usize, dropping: bool) -> &[f32] {
+    if dropping {
+        &w.dropped[..len]
+    } else {
+        &w.h[..len]
+    }
+}
+
+/// Runs `rows` rows of `x` through the network; the output is `work.layers[last].z`. With
+/// `dropout`, masks are drawn in the burn trainer's order (layer by layer, row-major).
+fn forward(net: &Net, x: &[f32], rows: usize, work: &mut Work, mut dropout: Option<&mut Dropout>) {
+    let n = net.layers();
+    let dropping = dropout.as_ref().is_some_and(|d| d.prob > 0.0);
+    work.dropping = dropping;
+    for l in 0..n {
+        let (d_in, d_out) = net.dims(l);
+        let (before, rest) = work.layers.split_at_mut(l);
+        let cur = &mut rest[0];
+        let input = if l == 0 {
+            &x[..rows * d_in]
+        } else {
+            passed(&before[l - 1], rows * d_in, dropping)
+        };
+        let (w, b) = net.split(&net.params, l);
+        let z = &mut cur.z[..rows * d_out];
+        for row in z.chunks_exact_mut(d_out) {
+            row.copy_from_slice(b);
+        }
+        matmul(
+            z,
+            View::rows(input, d_in),
+            View::rows(w, d_out),
+            (rows, d_in, d_out),
+            true,
+        );
+        if l + 1 < n {
+            let h = &mut cur.h[..rows * d_out];
+            net.act.forward(z, h);
+            if let Some(d) = dropout.as_deref_mut().filter(|_| dropping) {
+                let mask = &mut cur.mask[..rows * d_out];
+                d.fill(mask);
+                for ((o, &h), &m) in cur.dropped.iter_mut().zip(h.iter()).zip(mask.iter()) {
+                    *o = h * m;
+                }
+            }
+        }
+    }
+}
+
+/// The mean loss of the output against `y[range]`, and with `grad`, its gradient with
+/// respect to the output written to `grad`. Cross-entropy on logits, or MSE.
+fn loss(
+    out: &[f32],
+    y: &Labels,
+    range: std::ops::Range<usize>,
+    n_outputs: usize,
+    grad: Option<&mut [f32]>,
+) -> (f32, usize) {
+    let rows = range.len();
+    let scale = 1.0 / rows.max(1) as f32;
+    let mut total = 0.0f64;
+    let mut correct = 0;
+    match y {
+        Labels::Classes(labels) => {
+            let mut grad = grad;
+            for (r, (row, &label)) in out.chunks_exact(n_outputs).zip(&labels[range]).enumerate() {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = row.iter().map(|&o| (o - max).exp()).sum();
+                let lse = max + sum.ln();
+                total += f64::from(lse - row[label]);
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .fold(0, |b, (i, &o)| if o > row[b] { i } else { b });
+                correct += usize::from(best == label);
+                if let Some(g) = grad.as_deref_mut() {
+                    let g = &mut g[r * n_outputs..(r + 1) * n_outputs];
+                    for (i, (g, &o)) in g.iter_mut().zip(row).enumerate() {
+                        let p = (o - lse).exp();
+                        *g = (p - f32::from(u8::from(i == label))) * scale;
+                    }
+                }
+            }
+        }
+        Labels::Values(values) => {
+            let mut grad = grad;
+            for (r, (&o, &v)) in out.iter().zip(&values[range]).enumerate() {
+                let d = o - v;
+                total += f64::from(d * d);
+                if let Some(g) = grad.as_deref_mut() {
+                    g[r] = 2.0 * d * scale;
+                }
+            }
+        }
+    }
+    ((total / rows.max(1) as f64) as f32, correct)
+}
+
+/// Gradients of the loss with respect to every parameter into `work.grads`, given the
+/// output gradient in `work.dz` and the activations of the last forward pass.
+fn backward(net: &Net, x: &[f32], rows: usize, work: &mut Work) {
+    let n = net.layers();
+    for l in (0..n).rev() {
+        let (d_in, d_out) = net.dims(l);
+        let input = if l == 0 {
+            &x[..rows * d_in]
+        } else {
+            passed(&work.layers[l - 1], rows * d_in, work.dropping)
+        };
+        let dz = &work.dz[..rows * d_out];
+        let (gw, gb) = net.split_mut(&mut work.grads, l);
+        // dW = inputᵀ · dz; db = column sums of dz.
+        matmul(
+            gw,
+            View::transposed(input, d_in),
+            View::rows(dz, d_out),
+            (d_in, rows, d_out),
+            false,
+        );
+        gb.fill(0.0);
+        for row in dz.chunks_exact(d_out) {
+            for (g, &d) in gb.iter_mut().zip(row) {
+                *g += d;
+            }
+        }
+        if l == 0 {
+            break;
+        }
+        // d input = dz · Wᵀ, then back through dropout and the activation.
+        let (w, _) = net.split(&net.params, l);
+        let dx = &mut work.dx[..rows * d_in];
+        matmul(
+            dx,
+            View::rows(dz, d_out),
+            View::transposed(w, d_out),
+            (rows, d_out, d_in),
+            false,
+        );
+        let below = &work.layers[l - 1];
+        if work.dropping {
+            for (g, &m) in dx.iter_mut().zip(&below.mask[..rows * d_in]) {
+                *g *= m;
+            }
+        }
+        net.act
+            .backward(&below.z[..rows * d_in], &below.h[..rows * d_in], dx);
+        std::mem::swap(&mut work.dz, &mut work.dx);
+    }
+}
+
+/// Adam or SGD with burn's update rules (L2 weight decay added to the gradient, Adam's
+/// bias correction folded into the step, momentum without dampening).
+enum Optim {
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        time: u64,
+        m: Vec<f32>,
+        v: Vec<f32>,
+    },
+    Sgd {
+        momentum: Option<f32>,
+        velocity: Option<Vec<f32>>,
+    },
+}
+
+impl Optim {
+    fn new(config: &TrialConfig, size: usize) -> Self {
+        match config.optimizer {
+            Optimizer::Adam => Self::Adam {
+                beta1: config.beta1.unwrap_or(0.9) as f32,
+                beta2: config.beta2.unwrap_or(0.999) as f32,
+                time: 0,
+                m: vec![0.0; size],
+                v: vec![0.0; size],
+            },
+            Optimizer::Sgd => Self::Sgd {
+                momentum: config.momentum.filter(|&m| m > 0.0).map(|m| m as f32),
+                velocity: None,
+            },
+        }
+    }
+
+    fn step(&mut self, lr: f64, decay: f32, params: &mut [f32], grads: &mut [f32]) {
+        let lr = lr as f32;
+        if decay > 0.0 {
+            for (g, &p) in grads.iter_mut().zip(params.iter()) {
+                *g += decay * p;
+            }
+        }
+        match self {
+            Self::Adam {
+                beta1,
+                beta2,
+                time,
+                m,
+                v,
+            } => {
+                *time += 1;
+                let t = i32::try_from(*time).unwrap_or(i32::MAX);
+                let (b1, b2) = (*beta1, *beta2);
+                let bc2 = (1.0 - b2.powi(t)).sqrt();
+                let factor = bc2 / (1.0 - b1.powi(t));
+                let eps = ADAM_EPSILON * bc2;
+                for (((p, &g), m), v) in params.iter_mut().zip(grads.iter()).zip(m).zip(v) {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *p -= lr * (*m * factor / (v.sqrt() + eps));
+                }
+            }
+            Self::Sgd { momentum, velocity } => {
+                if let Some(mu) = *momentum {
+                    match velocity {
+                        None => *velocity = Some(grads.to_vec()),
+                        Some(vel) => {
+                            for (v, &g) in vel.iter_mut().zip(grads.iter()) {
+                                *v = g + *v * mu;
+                            }
+                        }
+                    }
+                    let vel = velocity.as_deref().unwrap_or(grads);
+                    for (p, &v) in params.iter_mut().zip(vel) {
+                        *p -= lr * v;
+                    }
+                } else {
+                    for (p, &g) in params.iter_mut().zip(grads.iter()) {
+                        *p -= lr * g;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The state as little-endian bytes: Adam's step count and moments, or SGD's velocity.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Self::Adam { time, m, v, .. } => {
+                out.extend(time.to_le_bytes());
+                push_f32s(&mut out, m);
+                push_f32s(&mut out, v);
+            }
+            Self::Sgd { velocity, .. } => {
+                if let Some(v) = velocity {
+                    push_f32s(&mut out, v);
+                }
+            }
+        }
+        out
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> Option<()> {
+        match self {
+            Self::Adam { time, m, v, .. } => {
+                let (t, rest) = bytes.split_first_chunk::<8>()?;
+                *time = u64::from_le_bytes(*t);
+                let (a, b) = rest.split_at_checked(m.len() * 4)?;
+                read_f32s(a, m)?;
+                read_f32s(b, v)
+            }
+            Self::Sgd { velocity, .. } => {
+                if bytes.is_empty() {
+                    *velocity = None;
+                    return Some(());
+                }
+                let mut v = vec![0.0; bytes.len() / 4];
+                read_f32s(bytes, &mut v)?;
+                *velocity = Some(v);
+                Some(())
+            }
+        }
+    }
+}
+
+fn push_f32s(out: &mut Vec<u8>, values: &[f32]) {
+    for v in values {
+        out.extend(v.to_le_bytes());
+    }
+}
+
+/// Fills `into` from exactly `into.len()` little-endian f32s.
+fn read_f32s(bytes: &[u8], into: &mut [f32]) -> Option<()> {
+    if bytes.len() != into.len() * 4 {
+        return None;
+    }
+    for (v, b) in into.iter_mut().zip(bytes.chunks_exact(4)) {
+        *v = f32::from_le_bytes(b.try_into().ok()?);
+    }
+    Some(())
+}
+
+impl Trainer for FusedTrainer {
+    fn train(
+        &self,
+        config: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError> {
+        let mut widths = vec![self.n_features];
+        widths.extend(&config.hidden);
+        widths.push(self.n_outputs);
+        let mut net = Net::new(widths, Act::new(config.activation, config.negative_slope));
+        // burn's initial weights, so both engines start from the same point.
+        let device = burn::tensor::Device::flex().autodiff();
+        let start = initial_model(&device, config, self.n_features, self.n_outputs)
+            .layer_values()
+            .map_err(TrainError)?;
+        if start.len() != net.layers() {
+            return Err(TrainError("the initial model has the wrong shape".into()));
+        }
+        let mut params = std::mem::take(&mut net.params);
+        for (l, (w, b)) in start.iter().enumerate() {
+            let (pw, pb) = net.split_mut(&mut params, l);
+            if pw.len() != w.len() || pb.len() != b.len() {
+                return Err(TrainError("the initial model has the wrong shape".into()));
+            }
+            pw.copy_from_slice(w);
+            pb.copy_from_slice(b);
+        }
+        net.params = params;
+        let mut optim = Optim::new(config, net.params.len());
+        let decay = config.weight_decay as f32;
+        let (train, valid) = (&self.data.0, &self.data.1);
+        let mut order = self.subsets.pick(config.train_fraction);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut first = 1;
+        if let Some(cp) = resume {
+            let damaged = || TrainError("the checkpoint is damaged or not a fused one".into());
+            let saved = Saved::decode(&cp.data).ok_or_else(damaged)?;
+            let params = saved.model.strip_prefix(MAGIC).ok_or_else(damaged)?;
+            read_f32s(params, &mut net.params).ok_or_else(damaged)?;
+            optim.decode(&saved.optim).ok_or_else(damaged)?;
+            rng.set_word_pos(saved.rng_word_pos);
+            order = saved.order;
+            first = cp.epoch + 1;
+        }
+
+        let batch = config.batch_size.max(1);
+        let mut work = Work::new(&net, batch.max(valid.rows), config.dropout > 0.0);
+        let nf = self.n_features;
+        let mut xs = vec![0.0f32; order.len() * nf];
+        let mut ys = match &train.y {
+            Labels::Classes(_) => Labels::Classes(vec![0; order.len()]),
+            Labels::Values(_) => Labels::Values(vec![0.0; order.len()]),
+        };
+        let last = net.layers() - 1;
+        let n_out = self.n_outputs;
+        for epoch in first..=config.epochs {
+            let started = Instant::now();
+            let lr = config.learning_rate_at(epoch);
+            order.shuffle(&mut rng);
+            // One gather per epoch; batches are then contiguous slices of it.
+            for (dst, &i) in xs.chunks_exact_mut(nf).zip(&order) {
+                dst.copy_from_slice(&train.x[i * nf..(i + 1) * nf]);
+            }
+            match (&mut ys, &train.y) {
+                (Labels::Classes(d), Labels::Classes(s)) => {
+                    d.iter_mut().zip(&order).for_each(|(d, &i)| *d = s[i])
+                }
+                (Labels::Values(d), Labels::Values(s)) => {
+                    d.iter_mut().zip(&order).for_each(|(d, &i)| *d = s[i])
+                }
+                _ => unreachable!("ys is built with train.y's kind"),
+            }
+            let mut loss_sum = 0.0f64;
+            let mut batches = 0usize;
+            for start in (0..order.len()).step_by(batch) {
+                let end = (start + batch).min(order.len());
+                let rows = end - start;
+                let x = &xs[start * nf..end * nf];
+                let mut dropout = Dropout {
+                    prob: config.dropout,
+                    rng: &mut rng,
+                };
+                forward(&net, x, rows, &mut work, Some(&mut dropout));
+                let out = &work.layers[last].z[..rows * n_out];
+                let (batch_loss, _) = loss(out, &ys, start..end, n_out, Some(&mut work.dz));
+                loss_sum += f64::from(batch_loss);
+                batches += 1;
+                backward(&net, x, rows, &mut work);
+                optim.step(lr, decay, &mut net.params, &mut work.grads);
+            }
+            let train_loss = loss_sum / batches.max(1) as f64;
+
+            forward(&net, &valid.x, valid.rows, &mut work, None);
+            let out = &work.layers[last].z[..valid.rows * n_out];
+            let (val_loss, correct) = loss(out, &valid.y, 0..valid.rows, n_out, None);
+            let val_loss = f64::from(val_loss);
+            let (val_accuracy, val_rmse) = match &valid.y {
+                Labels::Classes(_) => (Some(correct as f64 / valid.rows.max(1) as f64), None),
+                Labels::Values(_) => (None, Some(val_loss.sqrt() * self.target_std.unwrap_or(1.0))),
+            };
+            let report = EpochReport {
+                epoch,
+                train_loss,
+                val_loss,
+                val_accuracy,
+                val_rmse,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            match on_epoch(report) {
+                Control::Continue => {}
+                Control::Stop => return Ok(TrainEnd::Finished(epoch)),
+                Control::Pause => {
+                    let mut model = MAGIC.to_vec();
+                    push_f32s(&mut model, &net.params);
+                    let saved = Saved {
+                        model,
+                        optim: optim.encode(),
+                        rng_word_pos: rng.get_word_pos(),
+                        order,
+                    };
+                    return Ok(TrainEnd::Paused(Checkpoint {
+                        epoch,
+                        data: saved.encode(),
+                    }));
+                }
+            }
+        }
+        Ok(TrainEnd::Finished(config.epochs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"{"learning_rate":0.001,"batch_size":32,"epochs":6,"activation":"relu","optimizer":"adam","hidden":[128],"seed":7,"dataset":"digits","validation_fraction":0.2}"#;
+
+    /// A tiny `[3 -> 4 -> 3 -> outputs]` net with fixed, varied parameters.
+    fn tiny(act: Act, outputs: usize) -> Net {
+        let mut net = Net::new(vec![3, 4, 3, outputs], act);
+        for (i, p) in net.params.iter_mut().enumerate() {
+            *p = ((i * 37 % 23) as f32 - 11.0) / 15.0;
+        }
+        net
+    }
+
+    fn batch_loss(net: &Net, x: &[f32], y: &Labels, work: &mut Work, grad: bool) -> f32 {
+        let rows = x.len() / 3;
+        forward(net, x, rows, work, None);
+        let n_out = net.widths[net.layers()];
+        let out = work.layers[net.layers() - 1].z[..rows * n_out].to_vec();
+        let g = grad.then_some(&mut work.dz[..]);
+        loss(&out, y, 0..rows, n_out, g).0
+    }
+
+    /// Backpropagated gradients agree with central finite differences, for every activation
+    /// and both losses.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let x: Vec<f32> = (0..15).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+        let targets = [
+            (Labels::Classes(vec![0, 1, 1, 0, 1]), 2),
+            (Labels::Values(vec![0.5, -1.0, 0.25, 2.0, -0.5]), 1),
+        ];
+        let acts = [
+            Act::Relu,
+            Act::Leaky(0.1),
+            Act::Gelu,
+            Act::Sigmoid,
+            Act::Tanh,
+        ];
+        for act in acts {
+            for (y, outputs) in &targets {
+                let mut net = tiny(act, *outputs);
+                let mut work = Work::new(&net, 5, false);
+                batch_loss(&net, &x, y, &mut work, true);
+                backward(&net, &x, 5, &mut work);
+                let analytic = work.grads.clone();
+                assert!(analytic.iter().any(|g| g.abs() > 1e-3));
+                let h = 1e-3f32;
+                for (i, &backprop) in analytic.iter().enumerate() {
+                    let keep = net.params[i];
+                    net.params[i] = keep + h;
+                    let up = batch_loss(&net, &x, y, &mut work, false);
+                    net.params[i] = keep - h;
+                    let down = batch_loss(&net, &x, y, &mut work, false);
+                    net.params[i] = keep;
+                    let numeric = (up - down) / (2.0 * h);
+                    assert!(
+                        (numeric - backprop).abs() <= 2e-3 + 2e-2 * numeric.abs(),
+                        "parameter {i}: backprop {backprop} vs finite difference {numeric}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Adam's first step moves each parameter by about the learning rate against its
+    /// gradient's sign; SGD with momentum accumulates velocity.
+    #[test]
+    fn optimizers_follow_burns_rules() {
+        let mut config: TrialConfig = serde_json::from_str(CONFIG).unwrap();
+        config.optimizer = Optimizer::Adam;
+        let mut adam = Optim::new(&config, 2);
+        let mut p = vec![1.0f32, -1.0];
+        adam.step(0.1, 0.0, &mut p, &mut [0.5, -2.0]);
+        assert!(
+            (p[0] - 0.9).abs() < 1e-4 && (p[1] + 0.9).abs() < 1e-4,
+            "{p:?}"
+        );
+
+        config.optimizer = Optimizer::Sgd;
+        config.momentum = Some(0.5);
+        let mut sgd = Optim::new(&config, 1);
+        let mut p = vec![0.0f32];
+        sgd.step(1.0, 0.0, &mut p, &mut [1.0]);
+        sgd.step(1.0, 0.0, &mut p, &mut [1.0]);
+        // Velocity 1, then 1 + 0.5 * 1.
+        assert!((p[0] + 2.5).abs() < 1e-6, "{p:?}");
+        // Weight decay adds decay * p to the gradient.
+        let mut plain = Optim::new(
+            &TrialConfig {
+                momentum: None,
+                ..config.clone()
+            },
+            1,
+        );
+        let mut p = vec![2.0f32];
+        plain.step(0.5, 0.1, &mut p, &mut [0.0]);
+        assert!((p[0] - 1.9).abs() < 1e-6, "{p:?}");
+
+        let bytes = adam.encode();
+        let mut back = Optim::new(&serde_json::from_str(CONFIG).unwrap(), 2);
+        back.decode(&bytes).unwrap();
+        assert_eq!(back.encode(), bytes);
+    }
+}
