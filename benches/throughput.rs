@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Distribution, Tensor};
 use lcurve::run::{RunOptions, prepare_data, run_sweep};
 use lcurve::scheduler::Quiet;
-use lcurve::spec::{SweepSpec, expand, load, parse};
+use lcurve::spec::Engine;
+use lcurve::spec::{Choice as _, SweepSpec, expand, load, parse};
 use lcurve::store::{SqliteStore, Store, TrialOutcome, TrialState, Write};
-use lcurve::trainer::{BurnTrainer, Control, EpochReport, Trainer};
+use lcurve::trainer::{BurnTrainer, Control, EpochReport, FusedTrainer, MlpTrainer, Trainer};
 
 const EPOCHS: usize = 15;
 /// The issue's measured float32 GEMM peak on this kind of machine, one core.
@@ -57,10 +58,12 @@ fn main() {
         std::env::consts::ARCH
     );
     if want("epochs") {
+        epochs("fused");
         epochs(backend);
     }
     if want("sweep") {
-        sweep();
+        sweep(Engine::Fused);
+        sweep(Engine::Burn);
     }
     if want("concurrency") {
         concurrency();
@@ -105,16 +108,20 @@ fn gemm_peak(device: &Device) -> f64 {
     2.0 * (n * n * n) as f64 / best / 1e9
 }
 
-fn epochs(backend: &str) {
+/// Epoch times on one engine: `fused`, or burn on `flex` (or `ndarray`).
+fn epochs(engine: &str) {
     let (spec, split) = digits(&format!(
         "learning_rate = 1e-3\nbatch_size = [16, 64, 256]\nepochs = {EPOCHS}\n"
     ));
-    let device = match backend {
+    let device = match engine {
         #[cfg(feature = "ndarray")]
         "ndarray" => lcurve::trainer::ndarray_device(),
         _ => Device::flex(),
     };
-    let trainer = BurnTrainer::with_device(&split, device.clone());
+    let trainer: Box<dyn Trainer> = match engine {
+        "fused" => Box::new(FusedTrainer::new(&split)),
+        _ => Box::new(BurnTrainer::with_device(&split, device.clone())),
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -125,16 +132,20 @@ fn epochs(backend: &str) {
     let (train, valid) = (split.train.rows() as f64, split.valid.rows() as f64);
     let flop = 6.0 * weights * train + 2.0 * weights * valid;
     let bound_ms = flop / (ISSUE_PEAK_GFLOPS * 1e9) * 1e3;
+    let name = if engine == "fused" {
+        "fused engine".to_string()
+    } else {
+        format!("burn engine, {engine} backend")
+    };
     println!(
-        "epochs ({backend}): digits MLP [64 -> 128 -> 10], relu, Adam, {train} training + {valid} validation rows, 1 thread"
+        "epochs ({name}): digits MLP [64 -> 128 -> 10], Adam, {train} training + {valid} validation rows, 1 thread"
     );
     println!(
         "  arithmetic: {:.1} MFLOP per epoch; bound {bound_ms:.3} ms at the issue's {ISSUE_PEAK_GFLOPS:.0} GFLOP/s (GEMM measured here now: {peak:.0} GFLOP/s, bound {:.3} ms)",
         flop / 1e6,
         flop / (peak * 1e9) * 1e3
     );
-    for trial in expand(&spec).unwrap() {
-        let config = &trial.config;
+    let time = |config: &lcurve::spec::TrialConfig| {
         let mut seconds = Vec::new();
         trainer
             .train(config, None, &mut |r: EpochReport| {
@@ -145,24 +156,40 @@ fn epochs(backend: &str) {
         // The first epochs pay one-off costs (allocation, caches); report the rest.
         let mut steady = seconds[2..].to_vec();
         steady.sort_by(f64::total_cmp);
-        let (min, median) = (steady[0] * 1e3, steady[steady.len() / 2] * 1e3);
+        (steady[0] * 1e3, steady[steady.len() / 2] * 1e3)
+    };
+    for trial in expand(&spec).unwrap() {
+        let config = &trial.config;
+        let (min, median) = time(config);
         let steps = (train / config.batch_size as f64).ceil();
         println!(
-            "  batch {:>3}: {min:>6.2} ms/epoch best, {median:>6.2} median (epochs 3-{EPOCHS}) = {:>4.1}x the bound; {:>5.0} us per optimizer step",
+            "  relu, batch {:>3}: {min:>6.2} ms/epoch best, {median:>6.2} median (epochs 3-{EPOCHS}) = {:>4.1}x the bound; {:>5.1} us per optimizer step",
             config.batch_size,
             min / bound_ms,
             median * 1e3 / steps
+        );
+    }
+    let (spec, _) = digits(&format!(
+        "learning_rate = 1e-3\nbatch_size = 64\nepochs = {EPOCHS}\nactivation = [\"tanh\", \"sigmoid\", \"gelu\"]\n"
+    ));
+    for trial in expand(&spec).unwrap() {
+        let (min, median) = time(&trial.config);
+        println!(
+            "  {:<7} batch  64: {min:>6.2} ms/epoch best, {median:>6.2} median = {:>4.1}x the bound",
+            trial.config.activation.name(),
+            min / bound_ms
         );
     }
 }
 
 /// `lcurve run sweeps/digits.toml` without stopping and with live reports, against the same
 /// trials trained with nothing around them (two threads pulling from one queue).
-fn sweep() {
+fn sweep(engine: Engine) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/digits.toml");
     let mut spec = load(&path).expect("sweeps/digits.toml loads");
     spec.stopping = None;
     spec.train.max_parallel = 2;
+    spec.train.engine = engine;
     let split = prepare_data(&mut spec, &path).unwrap();
     let trials = expand(&spec).unwrap();
     let epochs: usize = trials.iter().map(|t| t.config.epochs).sum();
@@ -179,7 +206,7 @@ fn sweep() {
                 max_trials: 100,
                 live_report: Some(Duration::from_secs(5)),
             };
-            let trainer = || Ok(BurnTrainer::new(&split));
+            let trainer = || Ok(MlpTrainer::new(&split));
             let r = run_sweep(
                 &store,
                 &spec,
@@ -195,7 +222,7 @@ fn sweep() {
         });
         full = full.min(started.elapsed().as_secs_f64());
 
-        let trainer = BurnTrainer::new(&split);
+        let trainer = MlpTrainer::new(&split);
         let next = AtomicUsize::new(0);
         let started = Instant::now();
         std::thread::scope(|s| {
@@ -214,7 +241,8 @@ fn sweep() {
         bare = bare.min(started.elapsed().as_secs_f64());
     }
     println!(
-        "sweep: sweeps/digits.toml, stopping off, reports on, 2 at once: {} trials, {epochs} trial-epochs",
+        "sweep ({} engine): sweeps/digits.toml, stopping off, reports on, 2 at once: {} trials, {epochs} trial-epochs",
+        engine.name(),
         trials.len()
     );
     println!(
@@ -227,17 +255,34 @@ fn sweep() {
     );
 }
 
+/// When training began and when its last trial finished (the final report is not timed).
+#[derive(Default)]
+struct Clock {
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl lcurve::scheduler::Progress for Clock {
+    fn begin(&mut self, _total: usize, _already_finished: usize) {
+        self.first = Some(Instant::now());
+    }
+
+    fn finished(&mut self, _: usize, _: &str, _: &TrialOutcome, _: &[usize]) {
+        self.last = Some(Instant::now());
+    }
+}
+
 /// Trial-epochs per second at 1, 2 and 4 trials at once, through the scheduler.
 fn concurrency() {
     let (mut spec, split) = digits(
-        "learning_rate = [1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3, 7e-3, 8e-3]\nbatch_size = 32\nepochs = 10\n",
+        "learning_rate = [1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3, 7e-3, 8e-3]\nbatch_size = 32\nepochs = 40\n",
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut rates = Vec::new();
     for parallel in [1usize, 2, 4] {
         spec.train.max_parallel = parallel;
         let dir = tempfile::tempdir().unwrap();
-        let started = Instant::now();
+        let mut clock = Clock::default();
         rt.block_on(async {
             let store = SqliteStore::open(&dir.path().join("c.db")).await.unwrap();
             let opts = RunOptions {
@@ -250,15 +295,16 @@ fn concurrency() {
                 &store,
                 &spec,
                 Some(&split.record),
-                || Ok(BurnTrainer::new(&split)),
+                || Ok(MlpTrainer::new(&split)),
                 &opts,
-                &mut Quiet,
+                &mut clock,
                 std::future::pending(),
             )
             .await
             .unwrap();
         });
-        let rate = 80.0 / started.elapsed().as_secs_f64();
+        let training = clock.last.unwrap() - clock.first.unwrap();
+        let rate = 320.0 / training.as_secs_f64();
         println!("concurrency: max_parallel = {parallel}: {rate:>6.1} trial-epochs/s");
         rates.push(rate);
     }

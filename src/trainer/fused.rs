@@ -46,6 +46,44 @@ macro_rules! wide {
     };
 }
 
+/// Flushes subnormal floats to zero on this thread while it lives (x86-64's FTZ and DAZ
+/// bits), and restores the thread's mode when dropped. Saturated softmaxes and Adam's squared
+/// gradients otherwise produce subnormals, which the CPU handles about 100x slower: a diverging
+/// relu trial took 1.6 s instead of 50 ms. Values below 1.2e-38 become 0.
+struct FlushSubnormals {
+    #[cfg(target_arch = "x86_64")]
+    old: u32,
+}
+
+impl FlushSubnormals {
+    fn new() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut old = 0u32;
+            // SAFETY: stmxcsr writes the 4-byte control register to `old`; ldmxcsr loads a
+            // value that differs from the current one only in the FTZ (15) and DAZ (6) bits.
+            unsafe {
+                std::arch::asm!("stmxcsr [{}]", in(reg) &mut old, options(nostack));
+                let flush = old | (1 << 15) | (1 << 6);
+                std::arch::asm!("ldmxcsr [{}]", in(reg) &flush, options(nostack, readonly));
+            }
+            Self { old }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Self {}
+    }
+}
+
+impl Drop for FlushSubnormals {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: restores the register value saved in `new`.
+        unsafe {
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &self.old, options(nostack, readonly));
+        }
+    }
+}
+
 /// One split of the data as plain rows.
 struct Rows {
     x: Vec<f32>,
@@ -757,6 +795,7 @@ impl Trainer for FusedTrainer {
             pb.copy_from_slice(b);
         }
         net.params = params;
+        let _flush = FlushSubnormals::new();
         let mut optim = Optim::new(config, net.params.len());
         let decay = config.weight_decay as f32;
         let (train, valid) = (&self.data.0, &self.data.1);
@@ -944,6 +983,20 @@ mod tests {
         assert!((fast::tanh(100.0) - 1.0).abs() < 1e-6);
         assert!((fast::erf(-100.0) + 1.0).abs() < 1e-6);
         assert!(fast::exp(-200.0) < 1e-37 && fast::exp(200.0) > 1e38);
+    }
+
+    /// Subnormal results become 0 while a trial trains, and the thread's mode comes back after.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn subnormals_are_flushed_only_while_training() {
+        use std::hint::black_box;
+        let tiny = || black_box(1e-30f32) * black_box(1e-10f32);
+        assert!(tiny() > 0.0, "subnormals exist by default");
+        {
+            let _flush = FlushSubnormals::new();
+            assert_eq!(tiny(), 0.0);
+        }
+        assert!(tiny() > 0.0, "the mode is restored");
     }
 
     /// Adam's first step moves each parameter by about the learning rate against its
