@@ -27,17 +27,23 @@ pub struct RunOptions {
     pub live_report: Option<Duration>,
 }
 
-/// What the live redraw watches: trials ended so far, and whether the run is over.
+/// What the live redraw watches: trials ended so far, whether the run has reached its tail
+/// (every trial started, and fewer running than may run at once, so a core is idle), and
+/// whether the run is over.
 #[derive(Debug, Clone, Copy, Default)]
 struct Live {
     ended: usize,
+    tail: bool,
     over: bool,
 }
 
-/// Passes progress on, and counts trial ends for the live redraw.
+/// Passes progress on, and counts trial starts and ends for the live redraw.
 struct Counting<'a> {
     inner: &'a mut dyn Progress,
     live: &'a watch::Sender<Live>,
+    /// Trials not yet started, and how many may run at once.
+    unstarted: usize,
+    max_parallel: usize,
 }
 
 impl Progress for Counting<'_> {
@@ -45,11 +51,16 @@ impl Progress for Counting<'_> {
         self.inner.begin(total, already_finished);
     }
     fn started(&mut self, trial: &ClaimedTrial, running: &[usize]) {
+        self.unstarted = self.unstarted.saturating_sub(1);
         self.inner.started(trial, running);
     }
     fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
         self.inner.finished(ordinal, label, o, running);
-        self.live.send_modify(|l| l.ended += 1);
+        let tail = self.unstarted == 0 && running.len() < self.max_parallel;
+        self.live.send_modify(|l| {
+            l.ended += 1;
+            l.tail |= tail;
+        });
     }
     fn paused(&mut self, ordinal: usize, label: &str, epoch: usize, running: &[usize]) {
         self.inner.paused(ordinal, label, epoch, running);
@@ -71,7 +82,14 @@ async fn redraw_while_running<S: Store>(
     mut live: watch::Receiver<Live>,
     drawn: &mut Drawn,
 ) {
-    let mut seen = 0;
+    // The first redraw also waits `every`, or for the run's tail, when a core is idle: a
+    // short sweep is drawn as its last trials train, and the end only adds what changed (a
+    // live redraw of the 32-trial digits sweep took 0.12-0.2 s of its 1.2-1.6 s).
+    tokio::select! {
+        () = tokio::time::sleep(every) => {}
+        _ = live.wait_for(|l| l.over || l.tail) => {}
+    }
+    let (mut seen, mut tail_drawn) = (0, false);
     loop {
         let Ok(now) = live
             .wait_for(|l| l.over || l.ended > seen)
@@ -84,13 +102,19 @@ async fn redraw_while_running<S: Store>(
             return;
         }
         seen = now.ended;
+        tail_drawn |= now.tail;
         let started = std::time::Instant::now();
         let _ = redraw(store, sweep, root, drawn, true).await;
-        // Drawing shares the cores with training: keep it under ~5% of the time.
+        // Drawing shares the cores with training: keep it under ~5% of the time, except
+        // once at the tail, when a core is idle.
         let pause = every.max(started.elapsed() * 20);
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            _ = live.wait_for(|l| l.over) => return,
+            now = live.wait_for(|l| l.over || (l.tail && !tail_drawn)) => {
+                if now.map_or(true, |l| l.over) {
+                    return;
+                }
+            }
         }
     }
 }
@@ -242,6 +266,8 @@ pub async fn run_sweep<S: Store, T: Trainer>(
         let mut counting = Counting {
             inner: progress,
             live: &tx,
+            unstarted: pending,
+            max_parallel: sched.max_parallel,
         };
         let training = async {
             let r = scheduler::run(store, sweep_id, trainer, &sched, &mut counting, cancel).await;

@@ -141,8 +141,14 @@ pub async fn redraw<S: Store>(
         .collect();
     let paths = ReportPaths::new(root, &row.name);
     let dir = paths.dir().to_path_buf();
-    let drawing =
-        tokio::task::spawn_blocking(move || draw_all(&data, &paths, &skip, &leaderboard, &page));
+    let drawing = tokio::task::spawn_blocking(move || {
+        let draw = || draw_all(&data, &paths, &skip, &leaderboard, &page);
+        // A live redraw shares the machine with training: it takes one core, not all.
+        match live.then(|| rayon::ThreadPoolBuilder::new().num_threads(1).build()) {
+            Some(Ok(pool)) => pool.install(draw),
+            _ => draw(),
+        }
+    });
     match drawing.await {
         Ok((outcome, done)) => {
             drawn.trials.extend(done);

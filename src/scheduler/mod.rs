@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -111,6 +112,7 @@ pub async fn run<S: Store, T: Trainer>(
     let mut summary = RunSummary::default();
     let (mut exhausted, mut cancelled) = (false, false);
     let mut book = Book::load(store, sweep_id, opts).await?;
+    let mut unsaved = Unsaved::default();
     tokio::pin!(cancel);
 
     loop {
@@ -123,6 +125,7 @@ pub async fn run<S: Store, T: Trainer>(
                     .flatten()
             });
             if let Some((trial, decision)) = promotion {
+                unsaved.flush(store).await?;
                 resume(
                     store,
                     &mut book,
@@ -162,6 +165,7 @@ pub async fn run<S: Store, T: Trainer>(
             if !cancelled {
                 // Nothing left to run or promote: trials still paused end here.
                 let (writes, ended) = book.stop_paused(opts.best_metric);
+                unsaved.flush(store).await?;
                 store.apply(&writes).await?;
                 for (ordinal, label, outcome) in ended {
                     *summary.finished.entry(outcome.state).or_default() += 1;
@@ -170,10 +174,16 @@ pub async fn run<S: Store, T: Trainer>(
             }
             break;
         }
+        let deadline = unsaved.deadline();
         let first = tokio::select! {
             msg = rx.recv() => msg.expect("the scheduler holds a sender"),
             () = &mut cancel, if !cancelled => {
                 cancelled = true;
+                continue;
+            }
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                if deadline.is_some() => {
+                unsaved.flush(store).await?;
                 continue;
             }
         };
@@ -190,7 +200,12 @@ pub async fn run<S: Store, T: Trainer>(
             // A trainer that has gone away (panicked) no longer needs an answer.
             let _ = reply.send(control);
         }
-        store.apply(&step.writes).await?;
+        // Epochs wait up to COMMIT_EVERY to share a transaction; a trial's end or pause is
+        // committed at once, with everything before it.
+        unsaved.add(step.writes);
+        if !step.ended.is_empty() || !step.paused.is_empty() || unsaved.due() {
+            unsaved.flush(store).await?;
+        }
         for e in &step.epochs {
             progress.epoch(e);
         }
@@ -211,8 +226,53 @@ pub async fn run<S: Store, T: Trainer>(
             );
         }
     }
+    unsaved.flush(store).await?;
     store.finish_sweep(sweep_id).await?;
     Ok(summary)
+}
+
+/// How long stored epochs may wait to share one transaction. One commit per epoch cost
+/// ~0.2 ms of a core each, 6.8% of the CPU time of a fused digits sweep; a crash loses at
+/// most this much training, which the rerun repeats.
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
+/// Commit sooner when this many writes are waiting.
+const COMMIT_AT: usize = 4096;
+
+/// Writes not yet committed, and since when the oldest has waited.
+#[derive(Default)]
+struct Unsaved {
+    writes: Vec<Write>,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Unsaved {
+    fn add(&mut self, writes: Vec<Write>) {
+        if !writes.is_empty() {
+            self.since.get_or_insert_with(tokio::time::Instant::now);
+            self.writes.extend(writes);
+        }
+    }
+
+    /// When the oldest waiting write must be committed; `None` when nothing waits.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.since.map(|s| s + COMMIT_EVERY)
+    }
+
+    fn due(&self) -> bool {
+        self.writes.len() >= COMMIT_AT
+            || self
+                .deadline()
+                .is_some_and(|d| d <= tokio::time::Instant::now())
+    }
+
+    async fn flush<S: Store>(&mut self, store: &S) -> Result<(), StoreError> {
+        if !self.writes.is_empty() {
+            store.apply(&self.writes).await?;
+            self.writes.clear();
+        }
+        self.since = None;
+        Ok(())
+    }
 }
 
 /// Continues a paused trial from its checkpoint: records the promotion, claims it back from
