@@ -175,6 +175,7 @@ pub fn curve_of(points: &[MetricPoint]) -> Vec<EpochReport> {
             val_accuracy: None,
             val_rmse: None,
             seconds: 0.0,
+            steps: Vec::new(),
         });
         match m.name.as_str() {
             "train_loss" => r.train_loss = m.value,

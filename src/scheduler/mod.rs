@@ -447,17 +447,25 @@ fn process(
         match msg {
             Msg::Epoch {
                 trial_id,
-                report,
+                mut report,
                 reply,
             } => {
                 let r = running
                     .get_mut(&trial_id)
                     .expect("epochs come from running trials");
-                r.curve.push(report);
+                // The per-step losses go to the store only; the curve keeps the epoch's numbers.
+                let steps = std::mem::take(&mut report.steps);
+                r.curve.push(report.clone());
                 let metric = book.peers.metric();
                 book.peers
                     .record(trial_id, report.epoch, report.get(metric));
-                step.writes.push(Write::Epoch { trial_id, report });
+                step.writes.push(Write::Epoch {
+                    trial_id,
+                    report: EpochReport {
+                        steps,
+                        ..report.clone()
+                    },
+                });
                 step.epochs.push(EpochProgress {
                     ordinal: r.claim.ordinal,
                     epoch: report.epoch,

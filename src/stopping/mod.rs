@@ -167,6 +167,7 @@ pub(crate) mod testing {
                 val_accuracy: Some(v),
                 val_rmse: None,
                 seconds: 0.0,
+                steps: Vec::new(),
             })
             .collect()
     }

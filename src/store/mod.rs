@@ -264,6 +264,9 @@ pub trait Store {
     async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
     /// One trial's metrics, by name and epoch.
     async fn trial_metrics(&self, trial_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
+    /// One trial's per-step training losses as `(step, epoch, loss)`, in step order; NaN
+    /// where the loss was not finite.
+    async fn steps(&self, trial_id: i64) -> Result<Vec<(usize, usize, f64)>, StoreError>;
     /// Every trial's [`TrialScores`], by trial id, without reading every metric row.
     async fn scores(
         &self,

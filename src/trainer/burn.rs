@@ -245,7 +245,13 @@ impl BurnTrainer {
                     Optim::Sgd(o) => o.step(lr, model, grads),
                 };
             }
-            let train_loss = f64::from(Tensor::cat(batch_losses, 0).mean().into_scalar::<f32>());
+            let batch_losses = Tensor::cat(batch_losses, 0);
+            let steps = batch_losses
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError(format!("cannot read the batch losses: {e:?}")))?;
+            let train_loss = f64::from(batch_losses.mean().into_scalar::<f32>());
 
             let eval = model.valid();
             let output = eval.forward(valid.x.clone());
@@ -273,6 +279,7 @@ impl BurnTrainer {
                 val_accuracy,
                 val_rmse,
                 seconds: started.elapsed().as_secs_f64(),
+                steps,
             };
             match on_epoch(report) {
                 Control::Continue => {}

@@ -840,8 +840,7 @@ impl Trainer for FusedTrainer {
                 }
                 _ => unreachable!("ys is built with train.y's kind"),
             }
-            let mut loss_sum = 0.0f64;
-            let mut batches = 0usize;
+            let mut steps = Vec::with_capacity(order.len().div_ceil(batch));
             for start in (0..order.len()).step_by(batch) {
                 let end = (start + batch).min(order.len());
                 let rows = end - start;
@@ -853,12 +852,12 @@ impl Trainer for FusedTrainer {
                 forward(&net, x, rows, &mut work, Some(&mut dropout));
                 let out = &work.layers[last].z[..rows * n_out];
                 let (batch_loss, _) = loss(out, &ys, start..end, n_out, &mut work.dz, true);
-                loss_sum += f64::from(batch_loss);
-                batches += 1;
+                steps.push(batch_loss);
                 backward(&net, x, rows, &mut work);
                 optim.step(lr, decay, &mut net.params, &mut work.grads);
             }
-            let train_loss = loss_sum / batches.max(1) as f64;
+            let train_loss =
+                steps.iter().map(|&l| f64::from(l)).sum::<f64>() / steps.len().max(1) as f64;
 
             forward(&net, &valid.x, valid.rows, &mut work, None);
             let out = &work.layers[last].z[..valid.rows * n_out];
@@ -876,6 +875,7 @@ impl Trainer for FusedTrainer {
                 val_accuracy,
                 val_rmse,
                 seconds: started.elapsed().as_secs_f64(),
+                steps,
             };
             match on_epoch(report) {
                 Control::Continue => {}

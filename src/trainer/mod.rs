@@ -47,7 +47,7 @@ impl Trainer for MlpTrainer {
 }
 
 /// What a trainer measured in one epoch (1-based).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct EpochReport {
     pub epoch: usize,
     /// Mean training loss over the epoch's batches.
@@ -59,6 +59,10 @@ pub struct EpochReport {
     pub val_rmse: Option<f64>,
     /// Wall time of the epoch (training and validation), in seconds.
     pub seconds: f64,
+    /// Each mini-batch's training loss, in order (stored in the `steps` table; empty when a
+    /// trainer does not report them). The scheduler moves them to the store and does not keep
+    /// them with the curve.
+    pub steps: Vec<f32>,
 }
 
 impl EpochReport {

@@ -61,13 +61,19 @@ impl Trainer for SyntheticTrainer {
             } else {
                 self.val_loss(config, epoch)
             };
+            let train_loss = if val_loss.is_nan() {
+                f64::INFINITY
+            } else {
+                val_loss * 0.9
+            };
+            // Four steps per epoch whose mean is the epoch's training loss.
+            let steps = [1.05, 1.0, 0.95, 1.0]
+                .iter()
+                .map(|k| (train_loss * k) as f32)
+                .collect();
             let report = EpochReport {
                 epoch,
-                train_loss: if val_loss.is_nan() {
-                    f64::INFINITY
-                } else {
-                    val_loss * 0.9
-                },
+                train_loss,
                 val_loss,
                 val_accuracy: (config.task == Task::Classification).then(|| {
                     if val_loss.is_nan() {
@@ -78,6 +84,7 @@ impl Trainer for SyntheticTrainer {
                 }),
                 val_rmse: (config.task == Task::Regression).then(|| val_loss.sqrt()),
                 seconds: 1e-4,
+                steps,
             };
             match on_epoch(report) {
                 Control::Continue => {}

@@ -219,12 +219,13 @@ async fn rerun_after_a_crash_resumes_without_mixing_attempts() {
         val_accuracy: Some(0.0),
         val_rmse: None,
         seconds: 0.0,
+        steps: vec![9.0; 5],
     };
     store
         .apply(&[
             Write::Epoch {
                 trial_id: t.id,
-                report: junk,
+                report: junk.clone(),
             },
             Write::Epoch {
                 trial_id: t.id,
@@ -260,6 +261,12 @@ async fn rerun_after_a_crash_resumes_without_mixing_attempts() {
         .map(|e| trainer.val_loss(&trials[0].config, e))
         .collect();
     assert_eq!(curve, expected, "only the second attempt's curve");
+    // So are the per-step losses: 4 a epoch from the synthetic trainer, none of the 9s.
+    let steps = store.steps(t.id).await.unwrap();
+    assert_eq!(steps.len(), 24);
+    assert_eq!(steps[23].0, 24);
+    assert_eq!(steps[23].1, 6);
+    assert!(steps.iter().all(|s| s.2 < 9.0), "{steps:?}");
 
     // A third run finds everything done and trains nothing.
     let r = run_sweep(

@@ -16,6 +16,7 @@ fn report(epoch: usize, val_loss: f64) -> EpochReport {
         val_accuracy: Some(0.5),
         val_rmse: None,
         seconds: 0.01,
+        steps: vec![val_loss as f32; 3],
     }
 }
 
@@ -64,6 +65,45 @@ async fn changed_spec_is_refused_unless_replaced() {
     let new_id = store.create_sweep(&changed, None, true).await.unwrap();
     assert_ne!(new_id, id);
     assert!(store.trials(new_id).await.unwrap().is_empty());
+}
+
+/// Per-step losses are numbered across epochs, NaN comes back as NaN, and a trial's steps are
+/// deleted with it (the table has a trigger, not a foreign key).
+#[tokio::test]
+async fn steps_are_numbered_across_epochs_and_go_with_their_trial() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    let t = store.claim_next(id).await.unwrap().unwrap();
+    let mut second = report(2, 0.5);
+    second.steps[1] = f32::NAN;
+    store
+        .apply(&[
+            Write::Epoch {
+                trial_id: t.id,
+                report: report(1, 0.75),
+            },
+            Write::Epoch {
+                trial_id: t.id,
+                report: second,
+            },
+        ])
+        .await
+        .unwrap();
+    let steps = store.steps(t.id).await.unwrap();
+    let numbered: Vec<(usize, usize)> = steps.iter().map(|s| (s.0, s.1)).collect();
+    assert_eq!(numbered, [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]);
+    assert_eq!(steps[0].2, 0.75);
+    assert!(steps[4].2.is_nan());
+
+    let changed = spec(&SMALL.replace("epochs = 6", "epochs = 9"));
+    store.create_sweep(&changed, None, true).await.unwrap();
+    assert!(
+        store.steps(t.id).await.unwrap().is_empty(),
+        "deleted with the trial"
+    );
 }
 
 #[tokio::test]

@@ -150,8 +150,9 @@ momentum = 0.9
         let mut first = Vec::new();
         let end = trainer
             .train(&trial.config, None, &mut |r: EpochReport| {
+                let epoch = r.epoch;
                 first.push(r);
-                if r.epoch == 3 {
+                if epoch == 3 {
                     Control::Pause
                 } else {
                     Control::Continue
@@ -247,6 +248,18 @@ momentum = 0.9
                         f.config.label()
                     );
                 }
+            }
+            // One loss per optimizer step, whose mean is the epoch's training loss.
+            for r in cf.iter().chain(&cb) {
+                let rows = if toml.contains("digits") { 1438 } else { 353 };
+                assert_eq!(r.steps.len(), (rows as usize).div_ceil(f.config.batch_size));
+                let mean =
+                    r.steps.iter().map(|&l| f64::from(l)).sum::<f64>() / r.steps.len() as f64;
+                assert!(
+                    (mean - r.train_loss).abs() < 1e-5 * r.train_loss,
+                    "{mean} vs {}",
+                    r.train_loss
+                );
             }
             // It learns: the last epoch beats the first.
             assert!(
