@@ -306,7 +306,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_existing(&cli.db).await?;
             let sweep = store.sweep(&name).await?;
-            let (trials, scores) = (store.trials(sweep.id).await?, store.scores(sweep.id).await?);
+            let (trials, scores) = store.trials_with_scores(sweep.id).await?;
             let rows = inspect::leaderboard_rows(&trials, &scores, sort.as_deref(), reverse, limit)
                 .map_err(anyhow::Error::msg)?;
             say!("{}", rows.render(format));
@@ -330,8 +330,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_existing(&cli.db).await?;
             let (sa, sb) = (store.sweep(&a).await?, store.sweep(&b).await?);
-            let (ta, scores_a) = (store.trials(sa.id).await?, store.scores(sa.id).await?);
-            let (tb, scores_b) = (store.trials(sb.id).await?, store.scores(sb.id).await?);
+            let (ta, scores_a) = store.trials_with_scores(sa.id).await?;
+            let (tb, scores_b) = store.trials_with_scores(sb.id).await?;
             let rows = inspect::compare_rows((&a, &ta, &scores_a), (&b, &tb, &scores_b), limit);
             say!("{}", rows.render(format));
             let sides = [(&sa, ta.as_slice()), (&sb, tb.as_slice())];

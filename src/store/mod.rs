@@ -272,6 +272,11 @@ pub trait Store {
         &self,
         sweep_id: i64,
     ) -> Result<std::collections::HashMap<i64, TrialScores>, StoreError>;
+    /// [`Store::trials`] and [`Store::scores`] together, read in one pass.
+    async fn trials_with_scores(
+        &self,
+        sweep_id: i64,
+    ) -> Result<(Vec<TrialRow>, std::collections::HashMap<i64, TrialScores>), StoreError>;
     /// Decisions that ended a trial (`stop`, `diverge`), in trial and epoch order.
     async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError>;
 }

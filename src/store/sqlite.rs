@@ -487,34 +487,31 @@ impl Store for SqliteStore {
     }
 
     async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, ordinal, state, config, attempt, epochs_run, best_epoch, best_value, stop_reason
-             FROM trials WHERE sweep_id = ? ORDER BY ordinal",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {TRIAL_COLUMNS} FROM trials WHERE sweep_id = ? ORDER BY ordinal"
+        ))
         .bind(sweep_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TrialRow {
-                    id: r.get("id"),
-                    ordinal: uint(r.get("ordinal"))?,
-                    state: TrialState::parse(r.get("state"))?,
-                    config: config_of(r.get("config"))?,
-                    attempt: r.get("attempt"),
-                    epochs_run: r
-                        .get::<Option<i64>, _>("epochs_run")
-                        .map(uint)
-                        .transpose()?,
-                    best_epoch: r
-                        .get::<Option<i64>, _>("best_epoch")
-                        .map(uint)
-                        .transpose()?,
-                    best_value: r.get("best_value"),
-                    stop_reason: r.get("stop_reason"),
-                })
-            })
-            .collect()
+        rows.iter().map(trial_row).collect()
+    }
+
+    async fn trials_with_scores(
+        &self,
+        sweep_id: i64,
+    ) -> Result<(Vec<TrialRow>, HashMap<i64, TrialScores>), StoreError> {
+        let rows = sqlx::query(&TRIALS_WITH_SCORES_SQL)
+            .bind(sweep_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut trials = Vec::with_capacity(rows.len());
+        let mut scores = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let (id, s) = scores_of(r)?;
+            trials.push(trial_row(r)?);
+            scores.insert(id, s);
+        }
+        Ok((trials, scores))
     }
 
     async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError> {
@@ -556,24 +553,7 @@ impl Store for SqliteStore {
             .bind(sweep_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let final_val_loss = match r.get::<Option<String>, _>("final_val_kind") {
-                    Some(kind) => Some(value_of(&kind, r.get("final_val_loss"))?),
-                    None => None,
-                };
-                Ok((
-                    r.get("id"),
-                    TrialScores {
-                        best_val_loss: r.get("best_val_loss"),
-                        best_val_accuracy: r.get("best_val_accuracy"),
-                        best_val_rmse: r.get("best_val_rmse"),
-                        final_val_loss,
-                        epochs_run: uint(r.get("scored_epochs"))?,
-                    },
-                ))
-            })
-            .collect()
+        rows.iter().map(scores_of).collect()
     }
 
     async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
@@ -805,6 +785,64 @@ static SCORES_SQL: LazyLock<String> = LazyLock::new(|| {
         cols.join(", ")
     )
 });
+
+/// [`TRIAL_COLUMNS`] and [`SCORES_SQL`]'s columns in one pass over the sweep's trials, for
+/// `show` and `compare`: one query instead of two halves the rows fetched through sqlx
+/// (about 7.5 µs each).
+static TRIALS_WITH_SCORES_SQL: LazyLock<String> = LazyLock::new(|| {
+    let cols: Vec<String> = SCORE_COLUMNS
+        .iter()
+        .map(|(col, sub)| {
+            format!("CASE WHEN t.scored_epochs IS NOT NULL THEN t.{col} ELSE ({sub}) END AS {col}")
+        })
+        .collect();
+    format!(
+        "SELECT {TRIAL_COLUMNS}, {} FROM trials t WHERE t.sweep_id = ? ORDER BY t.ordinal",
+        cols.join(", ")
+    )
+});
+
+/// What [`trial_row`] reads.
+const TRIAL_COLUMNS: &str =
+    "id, ordinal, state, config, attempt, epochs_run, best_epoch, best_value, stop_reason";
+
+fn trial_row(r: &sqlx::sqlite::SqliteRow) -> Result<TrialRow, StoreError> {
+    Ok(TrialRow {
+        id: r.get("id"),
+        ordinal: uint(r.get("ordinal"))?,
+        state: TrialState::parse(r.get("state"))?,
+        config: config_of(r.get("config"))?,
+        attempt: r.get("attempt"),
+        epochs_run: r
+            .get::<Option<i64>, _>("epochs_run")
+            .map(uint)
+            .transpose()?,
+        best_epoch: r
+            .get::<Option<i64>, _>("best_epoch")
+            .map(uint)
+            .transpose()?,
+        best_value: r.get("best_value"),
+        stop_reason: r.get("stop_reason"),
+    })
+}
+
+/// A trial's id and scores from a row with [`SCORE_COLUMNS`].
+fn scores_of(r: &sqlx::sqlite::SqliteRow) -> Result<(i64, TrialScores), StoreError> {
+    let final_val_loss = match r.get::<Option<String>, _>("final_val_kind") {
+        Some(kind) => Some(value_of(&kind, r.get("final_val_loss"))?),
+        None => None,
+    };
+    Ok((
+        r.get("id"),
+        TrialScores {
+            best_val_loss: r.get("best_val_loss"),
+            best_val_accuracy: r.get("best_val_accuracy"),
+            best_val_rmse: r.get("best_val_rmse"),
+            final_val_loss,
+            epochs_run: uint(r.get("scored_epochs"))?,
+        },
+    ))
+}
 
 fn metric_point(r: &sqlx::sqlite::SqliteRow) -> Result<MetricPoint, StoreError> {
     Ok(MetricPoint {

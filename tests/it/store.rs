@@ -406,6 +406,14 @@ async fn stored_scores_equal_scores_computed_from_the_metrics() {
         scores_text(&stored),
         scores_text(&scores_from_metrics(&trials, &metrics))
     );
+    let (together, together_scores) = store.trials_with_scores(id).await.unwrap();
+    assert_eq!(scores_text(&together_scores), scores_text(&stored));
+    let ids = |t: &[lcurve::store::TrialRow]| {
+        t.iter()
+            .map(|t| (t.id, t.ordinal, t.state))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&together), ids(&trials));
     assert_eq!(stored[&a.id].best_val_loss, Some(0.4));
     assert_eq!(stored[&a.id].final_val_loss, Some(0.6));
     assert_eq!(stored[&a.id].epochs_run, 3);
