@@ -202,21 +202,15 @@ fn draw_all(
         record(&mut outcome, dir, Err(e.to_string()));
         return (outcome, Vec::new());
     }
-    let mut charts: Vec<(String, String)> = Vec::new();
-    let mut chart = |outcome: &mut ReportOutcome,
-                     file: &str,
-                     caption: String,
-                     draw: &dyn Fn(&Path) -> Result<(), String>| {
-        let path = paths.dir().join(file);
-        let result = draw(&path);
-        if result.is_ok() {
-            charts.push((file.to_string(), caption));
-        }
-        record(outcome, path, result);
-    };
+    // Each chart is a job: the summary charts and the trial charts are drawn in parallel.
+    type Job<'a> = (
+        &'static str,
+        String,
+        Box<dyn Fn(&Path) -> Result<(), String> + Sync + 'a>,
+    );
+    let mut jobs: Vec<Job> = Vec::new();
     let n = data.trials.len();
-    chart(
-        &mut outcome,
+    jobs.push((
         "curves.png",
         format!(
             "Curves: validation loss of all {n} trials by epoch, colour = {}{}",
@@ -224,65 +218,82 @@ fn draw_all(
             data.style_by
                 .map_or(String::new(), |s| format!(", line style = {s}"))
         ),
-        &|p| draw::curves(data, p),
-    );
+        Box::new(|p| draw::curves(data, p)),
+    ));
     if data.groups.len() > 1 {
-        chart(
-            &mut outcome,
+        jobs.push((
             "panels.png",
             format!("Panels: one panel per {} on a shared scale", data.color_by),
-            &|p| draw::panels(data, p),
-        );
+            Box::new(|p| draw::panels(data, p)),
+        ));
     }
     if let Some(s) = summary(data) {
-        chart(
-            &mut outcome,
-            "summary.png",
-            format!(
-                "Summary: best {} against {}, a line per {}",
-                s.metric.name(),
-                s.x_key,
-                s.lines.first().map_or("-".into(), |l| l
-                    .label
-                    .split(", ")
-                    .map(|p| p.split('=').next().unwrap_or(p))
-                    .collect::<Vec<_>>()
-                    .join(" and "))
-            ),
-            &|p| draw::summary(&data.sweep, &s, p),
+        let caption = format!(
+            "Summary: best {} against {}, a line per {}",
+            s.metric.name(),
+            s.x_key,
+            s.lines.first().map_or("-".into(), |l| l
+                .label
+                .split(", ")
+                .map(|p| p.split('=').next().unwrap_or(p))
+                .collect::<Vec<_>>()
+                .join(" and "))
         );
+        jobs.push((
+            "summary.png",
+            caption,
+            Box::new(move |p| draw::summary(&data.sweep, &s, p)),
+        ));
     }
     if let Some(h) = heatmap(data) {
-        chart(
-            &mut outcome,
-            "heatmap.png",
-            format!(
-                "Heatmap: best {} by {} and {}",
-                h.metric.name(),
-                h.x_key,
-                h.y_key
-            ),
-            &|p| draw::heatmap(&data.sweep, &h, p),
+        let caption = format!(
+            "Heatmap: best {} by {} and {}",
+            h.metric.name(),
+            h.x_key,
+            h.y_key
         );
+        jobs.push((
+            "heatmap.png",
+            caption,
+            Box::new(move |p| draw::heatmap(&data.sweep, &h, p)),
+        ));
     }
     if let Some(lc) = learning_curve(data) {
-        chart(
-            &mut outcome,
+        jobs.push((
             "learning_curve.png",
             "Learning curve: loss against the share of training data".into(),
-            &|p| draw::learning_curve(&data.sweep, &lc, p),
-        );
+            Box::new(move |p| draw::learning_curve(&data.sweep, &lc, p)),
+        ));
     }
-    let results: Vec<(usize, PathBuf, Result<(), String>)> = data
-        .trials
-        .par_iter()
-        .filter(|t| !skip.contains(&t.ordinal))
-        .map(|t| {
-            let path = paths.trial(t.ordinal);
-            let result = draw::trial(&data.sweep, t, &path);
-            (t.ordinal, path, result)
-        })
-        .collect();
+    let (drawn_charts, results) = rayon::join(
+        || {
+            jobs.par_iter()
+                .map(|(file, _, draw)| {
+                    let path = paths.dir().join(file);
+                    let result = draw(&path);
+                    (path, result)
+                })
+                .collect::<Vec<_>>()
+        },
+        || {
+            data.trials
+                .par_iter()
+                .filter(|t| !skip.contains(&t.ordinal))
+                .map(|t| {
+                    let path = paths.trial(t.ordinal);
+                    let result = draw::trial(&data.sweep, t, &path);
+                    (t.ordinal, path, result)
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    let mut charts: Vec<(String, String)> = Vec::new();
+    for ((file, caption, _), (path, result)) in jobs.iter().zip(drawn_charts) {
+        if result.is_ok() {
+            charts.push((file.to_string(), caption.clone()));
+        }
+        record(&mut outcome, path, result);
+    }
     let mut done = Vec::new();
     for (ordinal, path, result) in results {
         if result.is_ok()
