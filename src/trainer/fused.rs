@@ -726,9 +726,13 @@ impl Optim {
         out
     }
 
-    fn decode(&mut self, bytes: &[u8]) -> Option<()> {
+    /// Reads [`Self::encode`]'s bytes for `size` parameters; `None` if they do not fit.
+    fn decode(&mut self, bytes: &[u8], size: usize) -> Option<()> {
         match self {
             Self::Adam { time, m, v, .. } => {
+                if m.len() != size {
+                    return None;
+                }
                 let (t, rest) = bytes.split_first_chunk::<8>()?;
                 *time = u64::from_le_bytes(*t);
                 let (a, b) = rest.split_at_checked(m.len() * 4)?;
@@ -740,7 +744,7 @@ impl Optim {
                     *velocity = None;
                     return Some(());
                 }
-                let mut v = vec![0.0; bytes.len() / 4];
+                let mut v = vec![0.0; size];
                 read_f32s(bytes, &mut v)?;
                 *velocity = Some(v);
                 Some(())
@@ -807,7 +811,9 @@ impl Trainer for FusedTrainer {
             let saved = Saved::decode(&cp.data).ok_or_else(damaged)?;
             let params = saved.model.strip_prefix(MAGIC).ok_or_else(damaged)?;
             read_f32s(params, &mut net.params).ok_or_else(damaged)?;
-            optim.decode(&saved.optim).ok_or_else(damaged)?;
+            optim
+                .decode(&saved.optim, net.params.len())
+                .ok_or_else(damaged)?;
             rng.set_word_pos(saved.rng_word_pos);
             order = saved.order;
             first = cp.epoch + 1;
@@ -1035,7 +1041,11 @@ mod tests {
 
         let bytes = adam.encode();
         let mut back = Optim::new(&serde_json::from_str(CONFIG).unwrap(), 2);
-        back.decode(&bytes).unwrap();
+        back.decode(&bytes, 2).unwrap();
+        assert!(
+            back.decode(&bytes, 3).is_none(),
+            "the wrong size is refused"
+        );
         assert_eq!(back.encode(), bytes);
     }
 }
