@@ -216,6 +216,8 @@ pub async fn run_sweep<S: Store, T: Trainer>(
     progress: &mut dyn Progress,
     cancel: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<RunResult> {
+    // Expanded before anything is written: a space that cannot be expanded changes nothing.
+    let mut planned = spec::expand(spec)?;
     let data = data.map(DataRecord::to_json);
     let (spec, sweep_id) = match store
         .create_sweep(spec, data.as_deref(), opts.replace)
@@ -229,7 +231,10 @@ pub async fn run_sweep<S: Store, T: Trainer>(
             let mut older = spec.clone();
             older.train.engine = Engine::Burn;
             match store.create_sweep(&older, data.as_deref(), false).await {
-                Ok(id) => (Cow::Owned(older), id),
+                Ok(id) => {
+                    planned = spec::expand(&older)?;
+                    (Cow::Owned(older), id)
+                }
                 Err(StoreError::SpecChanged { .. }) => return Err(first.into()),
                 Err(e) => return Err(e.into()),
             }
@@ -237,7 +242,6 @@ pub async fn run_sweep<S: Store, T: Trainer>(
         r => (Cow::Borrowed(spec), r?),
     };
     let spec = spec.as_ref();
-    let planned = spec::expand(spec)?;
     store.add_trials(sweep_id, &planned).await?;
     store.requeue_running(sweep_id).await?;
     let trials = store.trials(sweep_id).await?;
