@@ -771,34 +771,34 @@ static STORE_SCORES_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("UPDATE trials AS t SET {} WHERE t.id = ?", sets.join(", "))
 });
 
-/// Every trial's scores (bind: the sweep id): stored ones for finished trials, computed from
-/// the few metric rows of running ones (CASE evaluates the subqueries only for those).
+/// Every trial's scores (bind: the sweep id).
 static SCORES_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT t.id, {} FROM trials t WHERE t.sweep_id = ?",
+        score_selects()
+    )
+});
+
+/// The score columns as select expressions for trials `t`: stored ones for finished trials,
+/// computed from the few metric rows of running ones (CASE evaluates the subqueries only for
+/// those).
+fn score_selects() -> String {
     let cols: Vec<String> = SCORE_COLUMNS
         .iter()
         .map(|(col, sub)| {
             format!("CASE WHEN t.scored_epochs IS NOT NULL THEN t.{col} ELSE ({sub}) END AS {col}")
         })
         .collect();
-    format!(
-        "SELECT t.id, {} FROM trials t WHERE t.sweep_id = ?",
-        cols.join(", ")
-    )
-});
+    cols.join(", ")
+}
 
 /// [`TRIAL_COLUMNS`] and [`SCORES_SQL`]'s columns in one pass over the sweep's trials, for
 /// `show` and `compare`: one query instead of two halves the rows fetched through sqlx
 /// (about 7.5 µs each).
 static TRIALS_WITH_SCORES_SQL: LazyLock<String> = LazyLock::new(|| {
-    let cols: Vec<String> = SCORE_COLUMNS
-        .iter()
-        .map(|(col, sub)| {
-            format!("CASE WHEN t.scored_epochs IS NOT NULL THEN t.{col} ELSE ({sub}) END AS {col}")
-        })
-        .collect();
     format!(
         "SELECT {TRIAL_COLUMNS}, {} FROM trials t WHERE t.sweep_id = ? ORDER BY t.ordinal",
-        cols.join(", ")
+        score_selects()
     )
 });
 
