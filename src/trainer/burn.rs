@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::checkpoint::Saved;
 use super::model::{Dropout, Mlp, MlpConfig};
 use super::{Checkpoint, Control, EpochReport, EpochSink, TrainEnd, TrainError, Trainer};
 use crate::data::{Split, Subsets, Table, Target};
@@ -309,69 +310,6 @@ impl BurnTrainer {
             }
         }
         Ok(TrainEnd::Finished(config.epochs))
-    }
-}
-
-/// What a checkpoint holds: the model's and the optimizer's state (burn records here, plain
-/// f32s for the fused trainer), the position of the trial's random stream (batch order and
-/// dropout), and the current order of the training rows (reshuffled in place each epoch).
-pub(super) struct Saved {
-    pub model: Vec<u8>,
-    pub optim: Vec<u8>,
-    pub rng_word_pos: u128,
-    pub order: Vec<usize>,
-}
-
-impl Saved {
-    /// `len(model) model len(optim) optim rng_word_pos len(order) order...`, little-endian.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out =
-            Vec::with_capacity(self.model.len() + self.optim.len() + 8 * self.order.len() + 48);
-        for part in [&self.model, &self.optim] {
-            out.extend((part.len() as u64).to_le_bytes());
-            out.extend(part.iter());
-        }
-        out.extend(self.rng_word_pos.to_le_bytes());
-        out.extend((self.order.len() as u64).to_le_bytes());
-        for &i in &self.order {
-            out.extend((i as u64).to_le_bytes());
-        }
-        out
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader { bytes, at: 0 };
-        let n = r.len()?;
-        let model = r.take(n)?.to_vec();
-        let n = r.len()?;
-        let optim = r.take(n)?.to_vec();
-        let rng_word_pos = u128::from_le_bytes(r.take(16)?.try_into().ok()?);
-        let n = r.len()?;
-        let order = (0..n).map(|_| r.len()).collect::<Option<Vec<_>>>()?;
-        Some(Self {
-            model,
-            optim,
-            rng_word_pos,
-            order,
-        })
-    }
-}
-
-/// Reads a checkpoint front to back; `None` when it ends early.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-
-    fn len(&mut self) -> Option<usize> {
-        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
     }
 }
 

@@ -10,7 +10,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::burn::{Saved, initial_model};
+use super::burn::initial_model;
+use super::checkpoint::Saved;
 use super::model::Dropout;
 use super::{Checkpoint, Control, EpochReport, EpochSink, TrainEnd, TrainError, Trainer};
 use crate::data::{Split, Subsets, Table, Target};
@@ -390,7 +391,6 @@ impl Net {
 }
 
 /// One layer's buffers for up to `capacity` rows.
-#[derive(Default)]
 struct LayerWork {
     /// Pre-activation `x · W + b`; the output layer's is the model's output.
     z: Vec<f32>,
@@ -420,19 +420,12 @@ impl Work {
             .map(|l| {
                 let size = capacity * net.widths[l + 1];
                 let hidden = l + 1 < n;
+                let buffer = |needed: bool| if needed { vec![0.0; size] } else { Vec::new() };
                 LayerWork {
-                    z: vec![0.0; size],
-                    h: if hidden { vec![0.0; size] } else { Vec::new() },
-                    mask: if hidden && dropout {
-                        vec![0.0; size]
-                    } else {
-                        Vec::new()
-                    },
-                    dropped: if hidden && dropout {
-                        vec![0.0; size]
-                    } else {
-                        Vec::new()
-                    },
+                    z: buffer(true),
+                    h: buffer(hidden),
+                    mask: buffer(hidden && dropout),
+                    dropped: buffer(hidden && dropout),
                 }
             })
             .collect();
@@ -535,17 +528,14 @@ fn loss(
                 for (g, &o) in g.iter_mut().zip(row) {
                     *g = o - max;
                 }
+                // -log softmax(row)[label] = log sum exp(row - max) - (row[label] - max);
+                // the first term is added below, once the row is exponentiated.
+                total -= f64::from(g[label]);
             }
             exp_in_place(g);
-            for ((row, g), &label) in out
-                .chunks_exact(n_outputs)
-                .zip(g.chunks_exact_mut(n_outputs))
-                .zip(labels)
-            {
+            for (g, &label) in g.chunks_exact_mut(n_outputs).zip(labels) {
                 let sum: f32 = g.iter().sum();
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                // -log softmax(row)[label] = log sum exp(row - max) - (row[label] - max).
-                total += f64::from(sum.ln() - (row[label] - max));
+                total += f64::from(sum.ln());
                 if grad {
                     let inv = scale / sum;
                     for v in g.iter_mut() {

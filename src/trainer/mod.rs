@@ -2,6 +2,7 @@
 //! obeying the scheduler's continue/stop answer. Trainers know nothing of the store.
 
 mod burn;
+mod checkpoint;
 mod fused;
 mod model;
 mod synthetic;
@@ -47,7 +48,7 @@ impl Trainer for MlpTrainer {
 }
 
 /// What a trainer measured in one epoch (1-based).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EpochReport {
     pub epoch: usize,
     /// Mean training loss over the epoch's batches.
