@@ -196,31 +196,14 @@ fn sweep(engine: Engine) {
     let (mut full, mut bare) = (f64::INFINITY, f64::INFINITY);
     let mut phases = [0.0f64; 3];
     for _ in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let mut clock = Clock::default();
         let started = Instant::now();
-        rt.block_on(async {
-            let store = SqliteStore::open(&dir.path().join("b.db")).await.unwrap();
-            let opts = RunOptions {
-                reports: dir.path().join("reports"),
-                replace: false,
-                max_trials: 100,
-                live_report: Some(Duration::from_secs(5)),
-            };
-            let trainer = || Ok(MlpTrainer::new(&split));
-            let r = run_sweep(
-                &store,
-                &spec,
-                Some(&split.record),
-                trainer,
-                &opts,
-                &mut clock,
-                std::future::pending(),
-            )
-            .await
-            .unwrap();
-            assert!(r.report.failed.is_empty());
-        });
+        let clock = timed_run(
+            &rt,
+            &spec,
+            Some(&split.record),
+            || Ok(MlpTrainer::new(&split)),
+            Some(Duration::from_secs(5)),
+        );
         let total = started.elapsed().as_secs_f64();
         if total < full {
             full = total;
@@ -269,6 +252,43 @@ fn sweep(engine: Engine) {
     );
 }
 
+/// Runs `spec` with `lcurve run`'s library call on a fresh database and reports folder, and
+/// returns when its training began and ended.
+fn timed_run<T: Trainer>(
+    rt: &tokio::runtime::Runtime,
+    spec: &SweepSpec,
+    data: Option<&lcurve::data::DataRecord>,
+    trainer: impl FnOnce() -> anyhow::Result<T>,
+    live_report: Option<Duration>,
+) -> Clock {
+    let dir = tempfile::tempdir().unwrap();
+    let mut clock = Clock::default();
+    rt.block_on(async {
+        let store = SqliteStore::open(&dir.path().join("bench.db"))
+            .await
+            .unwrap();
+        let opts = RunOptions {
+            reports: dir.path().join("reports"),
+            replace: false,
+            max_trials: 100,
+            live_report,
+        };
+        let r = run_sweep(
+            &store,
+            spec,
+            data,
+            trainer,
+            &opts,
+            &mut clock,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        assert!(r.report.failed.is_empty());
+    });
+    clock
+}
+
 /// When training began and when its last trial finished (the final report is not timed).
 #[derive(Default)]
 struct Clock {
@@ -295,28 +315,13 @@ fn concurrency() {
     let mut rates = Vec::new();
     for parallel in [1usize, 2, 4] {
         spec.train.max_parallel = parallel;
-        let dir = tempfile::tempdir().unwrap();
-        let mut clock = Clock::default();
-        rt.block_on(async {
-            let store = SqliteStore::open(&dir.path().join("c.db")).await.unwrap();
-            let opts = RunOptions {
-                reports: dir.path().join("reports"),
-                replace: false,
-                max_trials: 100,
-                live_report: None,
-            };
-            run_sweep(
-                &store,
-                &spec,
-                Some(&split.record),
-                || Ok(MlpTrainer::new(&split)),
-                &opts,
-                &mut clock,
-                std::future::pending(),
-            )
-            .await
-            .unwrap();
-        });
+        let clock = timed_run(
+            &rt,
+            &spec,
+            Some(&split.record),
+            || Ok(MlpTrainer::new(&split)),
+            None,
+        );
         let training = clock.last.unwrap() - clock.first.unwrap();
         let rate = 320.0 / training.as_secs_f64();
         println!("concurrency: max_parallel = {parallel}: {rate:>6.1} trial-epochs/s");
@@ -330,28 +335,13 @@ fn concurrency() {
     // What the scheduler and the store add to each epoch: trainers that take no time at all.
     let (mut spec, _) = digits("learning_rate = [1e-3, 2e-3]\nbatch_size = 32\nepochs = 2000\n");
     spec.train.max_parallel = 2;
-    let dir = tempfile::tempdir().unwrap();
-    let mut clock = Clock::default();
-    rt.block_on(async {
-        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
-        let opts = RunOptions {
-            reports: dir.path().join("reports"),
-            replace: false,
-            max_trials: 100,
-            live_report: None,
-        };
-        run_sweep(
-            &store,
-            &spec,
-            None,
-            || Ok(lcurve::trainer::SyntheticTrainer::default()),
-            &opts,
-            &mut clock,
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-    });
+    let clock = timed_run(
+        &rt,
+        &spec,
+        None,
+        || Ok(lcurve::trainer::SyntheticTrainer::default()),
+        None,
+    );
     let per_epoch = (clock.last.unwrap() - clock.first.unwrap()).as_secs_f64() / 4000.0;
     println!(
         "  scheduler and store per epoch (2 trainers that take no time): {:.1} us of wall time",
