@@ -501,6 +501,10 @@ fn scale() {
     for (what, args) in [
         ("lcurve ls", vec!["ls"]),
         (
+            "lcurve show scale (a table of the top 50)",
+            vec!["show", "scale"],
+        ),
+        (
             "lcurve show scale --limit 20",
             vec!["show", "scale", "--limit", "20"],
         ),

@@ -17,6 +17,9 @@ use lcurve::spec::{self, Choice as _, DEFAULT_MAX_TRIALS};
 use lcurve::store::{ClaimedTrial, SqliteStore, Store, TrialOutcome};
 use lcurve::trainer::{MlpTrainer, SyntheticTrainer};
 
+/// How many trials `lcurve show` prints as a table when no --limit is given.
+const SHOW_TABLE_ROWS: usize = 50;
+
 /// Prints a line to stdout; a closed pipe (`lcurve show x | head`) ends the program quietly
 /// instead of panicking.
 macro_rules! say {
@@ -152,7 +155,7 @@ enum Command {
     Show {
         /// The sweep's name (see `lcurve ls`).
         name: String,
-        /// Show at most this many trials.
+        /// Show at most this many trials [default: 50 as a table, all as CSV or JSON].
         #[arg(long)]
         limit: Option<usize>,
         /// Sort by this column (best first for metrics, ascending otherwise).
@@ -307,9 +310,19 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_existing(&cli.db).await?;
             let sweep = store.sweep(&name).await?;
             let (trials, scores) = store.trials_with_scores(sweep.id).await?;
-            let rows = inspect::leaderboard_rows(&trials, &scores, sort.as_deref(), reverse, limit)
+            // A table is for reading: the top of a 10,000-trial sweep, not all of it.
+            let shown = limit.or((format == Format::Table).then_some(SHOW_TABLE_ROWS));
+            let rows = inspect::leaderboard_rows(&trials, &scores, sort.as_deref(), reverse, shown)
                 .map_err(anyhow::Error::msg)?;
-            say!("{}", rows.render(format));
+            let mut out = rows.render(format);
+            if limit.is_none() && rows.rows.len() < trials.len() {
+                out.push_str(&format!(
+                    "\n... and {} more trials (--limit {} lists them all)",
+                    trials.len() - rows.rows.len(),
+                    trials.len()
+                ));
+            }
+            say!("{out}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Trial {

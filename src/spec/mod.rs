@@ -10,5 +10,7 @@ mod types;
 pub use error::SpecError;
 pub use parse::{DEFAULT_MAX_TRIALS, load, parse};
 pub use space::{Branch, Domain, Kind, Param, Space, Value};
-pub use trials::{ExpandError, PlannedTrial, TrialConfig, expand, trial_count, varying};
+pub use trials::{
+    ExpandError, ParamValue, PlannedTrial, TrialConfig, expand, trial_count, varying,
+};
 pub use types::*;

@@ -120,33 +120,74 @@ impl TrialConfig {
 
     /// Each hyperparameter this trial has, as `(key, value as text)`, in expansion order.
     pub fn params(&self) -> Vec<(&'static str, String)> {
-        let opt = |x: Option<f64>| x.map(|v| v.to_string());
-        let entries: [(Param, Option<String>); 17] = [
-            (Param::TrainFraction, Some(self.train_fraction.to_string())),
-            (Param::LearningRate, Some(self.learning_rate.to_string())),
-            (Param::LrSchedule, Some(self.lr_schedule.name().to_string())),
-            (
-                Param::LrStepEvery,
-                self.lr_step_every.map(|v| v.to_string()),
-            ),
-            (Param::LrStepGamma, opt(self.lr_step_gamma)),
-            (Param::BatchSize, Some(self.batch_size.to_string())),
-            (Param::Epochs, Some(self.epochs.to_string())),
-            (Param::Optimizer, Some(self.optimizer.name().to_string())),
-            (Param::Momentum, opt(self.momentum)),
-            (Param::Beta1, opt(self.beta1)),
-            (Param::Beta2, opt(self.beta2)),
-            (Param::WeightDecay, Some(self.weight_decay.to_string())),
-            (Param::Hidden, Some(format!("{:?}", self.hidden))),
-            (Param::Dropout, Some(self.dropout.to_string())),
-            (Param::Activation, Some(self.activation.name().to_string())),
-            (Param::NegativeSlope, opt(self.negative_slope)),
-            (Param::Seed, Some(self.seed.to_string())),
+        self.param_values()
+            .map(|(key, v)| (key, v.to_string()))
+            .collect()
+    }
+
+    /// Each hyperparameter this trial has, as `(key, value)`, in expansion order; the values
+    /// borrow from the config, so comparing them formats nothing ([`varying`] over 10,000
+    /// trials).
+    pub fn param_values(&self) -> impl Iterator<Item = (&'static str, ParamValue<'_>)> {
+        use ParamValue::{Int, Num, Widths, Word};
+        let int = |x: usize| Int(x as u64);
+        let entries: [(Param, Option<ParamValue>); 17] = [
+            (Param::TrainFraction, Some(Num(self.train_fraction))),
+            (Param::LearningRate, Some(Num(self.learning_rate))),
+            (Param::LrSchedule, Some(Word(self.lr_schedule.name()))),
+            (Param::LrStepEvery, self.lr_step_every.map(int)),
+            (Param::LrStepGamma, self.lr_step_gamma.map(Num)),
+            (Param::BatchSize, Some(int(self.batch_size))),
+            (Param::Epochs, Some(int(self.epochs))),
+            (Param::Optimizer, Some(Word(self.optimizer.name()))),
+            (Param::Momentum, self.momentum.map(Num)),
+            (Param::Beta1, self.beta1.map(Num)),
+            (Param::Beta2, self.beta2.map(Num)),
+            (Param::WeightDecay, Some(Num(self.weight_decay))),
+            (Param::Hidden, Some(Widths(&self.hidden))),
+            (Param::Dropout, Some(Num(self.dropout))),
+            (Param::Activation, Some(Word(self.activation.name()))),
+            (Param::NegativeSlope, self.negative_slope.map(Num)),
+            (Param::Seed, Some(Int(self.seed))),
         ];
         entries
             .into_iter()
             .filter_map(|(p, v)| v.map(|v| (p.key(), v)))
-            .collect()
+    }
+}
+
+/// One hyperparameter's value in a [`TrialConfig`]. Two values are equal exactly when their
+/// texts (`Display`) are.
+#[derive(Debug, Clone, Copy)]
+pub enum ParamValue<'a> {
+    Num(f64),
+    Int(u64),
+    Word(&'static str),
+    Widths(&'a [usize]),
+}
+
+impl PartialEq for ParamValue<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        use ParamValue::*;
+        match (self, other) {
+            // By bits, as the text tells 0 from -0; no config holds a NaN.
+            (Num(a), Num(b)) => a.to_bits() == b.to_bits(),
+            (Int(a), Int(b)) => a == b,
+            (Word(a), Word(b)) => a == b,
+            (Widths(a), Widths(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for ParamValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamValue::Num(x) => write!(f, "{x}"),
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Word(w) => f.write_str(w),
+            ParamValue::Widths(w) => write!(f, "{w:?}"),
+        }
     }
 }
 
@@ -154,9 +195,9 @@ impl TrialConfig {
 pub fn varying<'a>(configs: impl IntoIterator<Item = &'a TrialConfig>) -> Vec<&'static str> {
     // Per key: its first value, and whether another value was seen. Once a key is known to
     // vary its values are not compared again (10,000 trials stay linear).
-    let mut seen: Vec<(&'static str, String, bool)> = Vec::new();
+    let mut seen: Vec<(&'static str, ParamValue, bool)> = Vec::new();
     for c in configs {
-        for (key, value) in c.params() {
+        for (key, value) in c.param_values() {
             match seen.iter_mut().find(|(k, _, _)| *k == key) {
                 Some((_, _, true)) => {}
                 Some((_, first, varies)) => *varies = *first != value,
@@ -423,6 +464,46 @@ mod tests {
         // Cosine: 0.1 * (1 + cos(pi * (e - 1) / 4)) / 2.
         assert_eq!(rates(2), [0.1, 0.085355, 0.05, 0.014645]);
         assert_eq!(t[0].config.lr_step_every, None, "step keys only under step");
+    }
+
+    #[test]
+    fn param_values_are_equal_exactly_when_their_texts_are() {
+        let spec = crate::spec::parse(
+            std::path::Path::new("t.toml"),
+            "name = \"s\"\n[params]\nlearning_rate = [0.1, 0.10000000000000002, 1e-3]\nbatch_size = 8\nepochs = [2, 3]\nhidden = [[8], [8, 4]]\nactivation = [\"relu\", \"tanh\"]\nweight_decay = [0.0, 1e-4]\n",
+        )
+        .unwrap();
+        let mut t = expand(&spec).unwrap();
+        // The text tells -0 from 0 (spec files cannot list both, stored configs could).
+        let mut negative = t[0].clone();
+        negative.config.weight_decay = -0.0;
+        t.push(negative);
+        for a in &t {
+            for b in &t {
+                let (va, vb): (Vec<_>, Vec<_>) = (
+                    a.config.param_values().collect(),
+                    b.config.param_values().collect(),
+                );
+                for ((ka, x), (kb, y)) in va.iter().zip(&vb) {
+                    assert_eq!(ka, kb);
+                    assert_eq!(x == y, x.to_string() == y.to_string(), "{ka}: {x} vs {y}");
+                }
+            }
+        }
+        assert_eq!(
+            varying(t.iter().map(|p| &p.config)),
+            [
+                "learning_rate",
+                "epochs",
+                "weight_decay",
+                "hidden",
+                "activation"
+            ]
+        );
+        assert_eq!(
+            varying(t.iter().take(1).map(|p| &p.config)),
+            Vec::<&str>::new()
+        );
     }
 
     #[test]

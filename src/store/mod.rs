@@ -2,6 +2,7 @@
 //! idempotently, claim the next pending trial, record epochs, finish a trial) and the reads
 //! that reports and inspection use. SQLite is the one implementation today.
 
+mod raw;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, Transaction};
 
+use super::raw::{self, RawRow};
 use super::*;
 
 /// The schema migrations in `migrations/`, compiled in.
@@ -487,54 +488,38 @@ impl Store for SqliteStore {
     }
 
     async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TRIAL_COLUMNS} FROM trials WHERE sweep_id = ? ORDER BY ordinal"
-        ))
-        .bind(sweep_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(trial_row).collect()
+        let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE sweep_id = ? ORDER BY ordinal");
+        raw::rows(&self.pool, &sql, &[sweep_id], trial_row).await
     }
 
     async fn trials_with_scores(
         &self,
         sweep_id: i64,
     ) -> Result<(Vec<TrialRow>, HashMap<i64, TrialScores>), StoreError> {
-        let rows = sqlx::query(&TRIALS_WITH_SCORES_SQL)
-            .bind(sweep_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = raw::rows(&self.pool, &TRIALS_WITH_SCORES_SQL, &[sweep_id], |r| {
+            Ok((trial_row(r)?, scores_of(r)?))
+        })
+        .await?;
         let mut trials = Vec::with_capacity(rows.len());
         let mut scores = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let (id, s) = scores_of(r)?;
-            trials.push(trial_row(r)?);
+        for (trial, (id, s)) in rows {
+            trials.push(trial);
             scores.insert(id, s);
         }
         Ok((trials, scores))
     }
 
     async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT m.trial_id, m.name, m.epoch, m.value, m.kind FROM metrics m
+        let sql = "SELECT m.trial_id, m.name, m.epoch, m.value, m.kind FROM metrics m
              JOIN trials t ON t.id = m.trial_id WHERE t.sweep_id = ?
-             ORDER BY t.ordinal, m.name, m.epoch",
-        )
-        .bind(sweep_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(metric_point).collect()
+             ORDER BY t.ordinal, m.name, m.epoch";
+        raw::rows(&self.pool, sql, &[sweep_id], metric_point).await
     }
 
     async fn trial_metrics(&self, trial_id: i64) -> Result<Vec<MetricPoint>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT trial_id, name, epoch, value, kind FROM metrics WHERE trial_id = ?
-             ORDER BY name, epoch",
-        )
-        .bind(trial_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(metric_point).collect()
+        let sql = "SELECT trial_id, name, epoch, value, kind FROM metrics WHERE trial_id = ?
+             ORDER BY name, epoch";
+        raw::rows(&self.pool, sql, &[trial_id], metric_point).await
     }
 
     async fn steps(&self, trial_id: i64) -> Result<Vec<(usize, usize, f64)>, StoreError> {
@@ -549,11 +534,8 @@ impl Store for SqliteStore {
     }
 
     async fn scores(&self, sweep_id: i64) -> Result<HashMap<i64, TrialScores>, StoreError> {
-        let rows = sqlx::query(&SCORES_SQL)
-            .bind(sweep_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(scores_of).collect()
+        let rows = raw::rows(&self.pool, &SCORES_SQL, &[sweep_id], scores_of).await?;
+        Ok(rows.into_iter().collect())
     }
 
     async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
@@ -806,50 +788,44 @@ static TRIALS_WITH_SCORES_SQL: LazyLock<String> = LazyLock::new(|| {
 const TRIAL_COLUMNS: &str =
     "id, ordinal, state, config, attempt, epochs_run, best_epoch, best_value, stop_reason";
 
-fn trial_row(r: &sqlx::sqlite::SqliteRow) -> Result<TrialRow, StoreError> {
+fn trial_row(r: &RawRow) -> Result<TrialRow, StoreError> {
     Ok(TrialRow {
-        id: r.get("id"),
-        ordinal: uint(r.get("ordinal"))?,
-        state: TrialState::parse(r.get("state"))?,
-        config: config_of(r.get("config"))?,
-        attempt: r.get("attempt"),
-        epochs_run: r
-            .get::<Option<i64>, _>("epochs_run")
-            .map(uint)
-            .transpose()?,
-        best_epoch: r
-            .get::<Option<i64>, _>("best_epoch")
-            .map(uint)
-            .transpose()?,
-        best_value: r.get("best_value"),
-        stop_reason: r.get("stop_reason"),
+        id: r.int_required("id")?,
+        ordinal: uint(r.int_required("ordinal")?)?,
+        state: TrialState::parse(r.text_required("state")?)?,
+        config: config_of(r.text_required("config")?)?,
+        attempt: r.int_required("attempt")?,
+        epochs_run: r.int("epochs_run")?.map(uint).transpose()?,
+        best_epoch: r.int("best_epoch")?.map(uint).transpose()?,
+        best_value: r.real("best_value")?,
+        stop_reason: r.text("stop_reason")?.map(str::to_string),
     })
 }
 
 /// A trial's id and scores from a row with [`SCORE_COLUMNS`].
-fn scores_of(r: &sqlx::sqlite::SqliteRow) -> Result<(i64, TrialScores), StoreError> {
-    let final_val_loss = match r.get::<Option<String>, _>("final_val_kind") {
-        Some(kind) => Some(value_of(&kind, r.get("final_val_loss"))?),
+fn scores_of(r: &RawRow) -> Result<(i64, TrialScores), StoreError> {
+    let final_val_loss = match r.text("final_val_kind")? {
+        Some(kind) => Some(value_of(kind, r.real("final_val_loss")?)?),
         None => None,
     };
     Ok((
-        r.get("id"),
+        r.int_required("id")?,
         TrialScores {
-            best_val_loss: r.get("best_val_loss"),
-            best_val_accuracy: r.get("best_val_accuracy"),
-            best_val_rmse: r.get("best_val_rmse"),
+            best_val_loss: r.real("best_val_loss")?,
+            best_val_accuracy: r.real("best_val_accuracy")?,
+            best_val_rmse: r.real("best_val_rmse")?,
             final_val_loss,
-            epochs_run: uint(r.get("scored_epochs"))?,
+            epochs_run: uint(r.int("scored_epochs")?.unwrap_or(0))?,
         },
     ))
 }
 
-fn metric_point(r: &sqlx::sqlite::SqliteRow) -> Result<MetricPoint, StoreError> {
+fn metric_point(r: &RawRow) -> Result<MetricPoint, StoreError> {
     Ok(MetricPoint {
-        trial_id: r.get("trial_id"),
-        name: r.get("name"),
-        epoch: uint(r.get("epoch"))?,
-        value: value_of(r.get("kind"), r.get("value"))?,
+        trial_id: r.int_required("trial_id")?,
+        name: r.text_required("name")?.to_string(),
+        epoch: uint(r.int_required("epoch")?)?,
+        value: value_of(r.text_required("kind")?, r.real("value")?)?,
     })
 }
 

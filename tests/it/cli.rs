@@ -676,6 +676,35 @@ fn replay_compares_policies_on_stored_curves_and_draws_them() {
 }
 
 #[test]
+fn show_prints_the_top_50_as_a_table_and_every_trial_as_csv() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let rates: Vec<String> = (1..=60).map(|i| format!("{i}e-4")).collect();
+    let sweep = format!(
+        "name = \"many\"\n[params]\nlearning_rate = [{}]\nbatch_size = 32\nepochs = 2\n",
+        rates.join(", ")
+    );
+    std::fs::write(dir.join("many.toml"), sweep).unwrap();
+    assert!(
+        lcurve(dir, &["run", "many.toml", "--synthetic-trainer", "0"])
+            .status
+            .success()
+    );
+    let rows = |out: &str| out.lines().filter(|l| l.starts_with("│ ")).count() - 1;
+    let table = String::from_utf8(lcurve(dir, &["show", "many"]).stdout).unwrap();
+    assert_eq!(rows(&table), 50, "{table}");
+    assert!(
+        table.ends_with("... and 10 more trials (--limit 60 lists them all)\n"),
+        "{table}"
+    );
+    let all = String::from_utf8(lcurve(dir, &["show", "many", "--limit", "60"]).stdout).unwrap();
+    assert_eq!(rows(&all), 60, "{all}");
+    assert!(!all.contains("more trials"), "{all}");
+    let csv = String::from_utf8(lcurve(dir, &["show", "many", "--format", "csv"]).stdout).unwrap();
+    assert_eq!(csv.lines().count(), 61, "{csv}");
+}
+
+#[test]
 fn show_trial_export_and_query_print_tables_csv_and_json() {
     let db = TempDb::new();
     let dir = db.dir.path();
