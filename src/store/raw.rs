@@ -227,3 +227,47 @@ impl DatabaseError for RawError {
         ErrorKind::Other
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rows_read_every_type_and_report_sqlite_errors_with_their_code() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let got = rows(
+            &pool,
+            "SELECT ?1 AS i, 0.1 + ?2 AS r, 'héllo' AS t, NULL AS n UNION ALL SELECT 2, 1.5, '', NULL",
+            &[7, 1],
+            |r| {
+                Ok((
+                    r.int_required("i")?,
+                    r.real("r")?,
+                    r.text_required("t")?.to_string(),
+                    (r.int("n")?, r.real("n")?, r.text("n")?.is_none()),
+                ))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                (7, Some(1.1), "héllo".to_string(), (None, None, true)),
+                (2, Some(1.5), String::new(), (None, None, true)),
+            ]
+        );
+        let null = rows(&pool, "SELECT NULL AS id", &[], |r| r.int_required("id")).await;
+        assert!(matches!(null, Err(StoreError::Corrupt(m)) if m.contains("\"id\" is NULL")));
+        let unknown = rows(&pool, "SELECT 1 AS id", &[], |r| r.int_required("ID2")).await;
+        assert!(matches!(unknown, Err(StoreError::Corrupt(m)) if m.contains("no column \"ID2\"")));
+        match rows(&pool, "SELECT * FROM nowhere", &[], |_| Ok(())).await {
+            Err(StoreError::Sql(e)) => {
+                let db = e.as_database_error().expect("a database error");
+                assert_eq!(db.code().as_deref(), Some("1"));
+                assert!(db.message().contains("no such table: nowhere"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
