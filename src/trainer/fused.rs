@@ -304,15 +304,37 @@ impl<'a> View<'a> {
     }
 }
 
-/// `c = a · b` (or `c += a · b` with `accumulate`), with `c` row-major `[m, n]`, `a` `[m, k]`
-/// and `b` `[k, n]`; on this thread.
-fn matmul(c: &mut [f32], a: View, b: View, (m, k, n): (usize, usize, usize), accumulate: bool) {
+/// Whether the GEMMs with row-major `b` run on AVX-512 (detected once; `LCURVE_NO_AVX512` set
+/// to anything turns it off, to compare).
+fn avx512() -> bool {
+    static ON: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        super::avx512::available() && std::env::var_os("LCURVE_NO_AVX512").is_none()
+    });
+    *ON
+}
+
+/// `c = a · b`, or `c = bias + a · b` with `bias` added to every row: `c` is row-major
+/// `[m, n]`, `a` `[m, k]` and `b` `[k, n]`; on this thread.
+fn matmul(c: &mut [f32], a: View, b: View, (m, k, n): (usize, usize, usize), bias: Option<&[f32]>) {
     assert!(
-        c.len() >= m * n && a.fits(m, k) && b.fits(k, n),
+        c.len() >= m * n && a.fits(m, k) && b.fits(k, n) && bias.is_none_or(|r| r.len() >= n),
         "matmul bounds"
     );
     if m == 0 || n == 0 {
         return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx512() && b.cs == 1 && b.rs == n {
+        // SAFETY: AVX-512 is there, and the assertion above keeps every index inside the
+        // slices (`fits`). (`dz · Wᵀ`, with `b` a transpose, stays with the gemm crate: copying
+        // `Wᵀ` to rows first measured no faster.)
+        unsafe { super::avx512::gemm(c, a.data, (a.rs, a.cs), b.data, (m, k, n), bias) };
+        return;
+    }
+    if let Some(row) = bias {
+        for out in c[..m * n].chunks_exact_mut(n) {
+            out.copy_from_slice(&row[..n]);
+        }
     }
     // SAFETY: the assertion above keeps every index the kernel touches inside the slices
     // (`fits`), `c` is borrowed mutably and so overlaps neither input, and strides fit isize
@@ -325,7 +347,7 @@ fn matmul(c: &mut [f32], a: View, b: View, (m, k, n): (usize, usize, usize), acc
             c.as_mut_ptr(),
             1,
             n as isize,
-            accumulate,
+            bias.is_some(),
             a.data.as_ptr(),
             a.cs as isize,
             a.rs as isize,
@@ -465,15 +487,12 @@ fn forward(net: &Net, x: &[f32], rows: usize, work: &mut Work, mut dropout: Opti
         };
         let (w, b) = net.split(&net.params, l);
         let z = &mut cur.z[..rows * d_out];
-        for row in z.chunks_exact_mut(d_out) {
-            row.copy_from_slice(b);
-        }
         matmul(
             z,
             View::rows(input, d_in),
             View::rows(w, d_out),
             (rows, d_in, d_out),
-            true,
+            Some(b),
         );
         if l + 1 < n {
             let h = &mut cur.h[..rows * d_out];
@@ -575,7 +594,7 @@ fn backward(net: &Net, x: &[f32], rows: usize, work: &mut Work) {
             View::transposed(input, d_in),
             View::rows(dz, d_out),
             (d_in, rows, d_out),
-            false,
+            None,
         );
         gb.fill(0.0);
         for row in dz.chunks_exact(d_out) {
@@ -594,7 +613,7 @@ fn backward(net: &Net, x: &[f32], rows: usize, work: &mut Work) {
             View::rows(dz, d_out),
             View::transposed(w, d_out),
             (rows, d_out, d_in),
-            false,
+            None,
         );
         let below = &work.layers[l - 1];
         if work.dropping {
