@@ -172,16 +172,36 @@ impl Act {
 }
 
 wide! {
+    // Plain `for` loops: a `for_each` closure can end up in a function of its own, compiled
+    // without the wide instructions (GELU's did).
     fn act_forward(act: Act, z: &[f32], h: &mut [f32]) {
         let pairs = z.iter().zip(h.iter_mut());
         match act {
-            Act::Relu => pairs.for_each(|(&z, h)| *h = z.max(0.0)),
-            Act::Leaky(s) => pairs.for_each(|(&z, h)| *h = if z > 0.0 { z } else { z * s }),
-            Act::Gelu => pairs.for_each(|(&z, h)| {
-                *h = 0.5 * z * (1.0 + fast::erf(z * std::f32::consts::FRAC_1_SQRT_2))
-            }),
-            Act::Sigmoid => pairs.for_each(|(&z, h)| *h = 0.5 + 0.5 * fast::tanh(0.5 * z)),
-            Act::Tanh => pairs.for_each(|(&z, h)| *h = fast::tanh(z)),
+            Act::Relu => {
+                for (&z, h) in pairs {
+                    *h = z.max(0.0)
+                }
+            }
+            Act::Leaky(s) => {
+                for (&z, h) in pairs {
+                    *h = if z > 0.0 { z } else { z * s }
+                }
+            }
+            Act::Gelu => {
+                for (&z, h) in pairs {
+                    *h = 0.5 * z * (1.0 + fast::erf(z * std::f32::consts::FRAC_1_SQRT_2))
+                }
+            }
+            Act::Sigmoid => {
+                for (&z, h) in pairs {
+                    *h = 0.5 + 0.5 * fast::tanh(0.5 * z)
+                }
+            }
+            Act::Tanh => {
+                for (&z, h) in pairs {
+                    *h = fast::tanh(z)
+                }
+            }
         }
     }
 }
@@ -191,17 +211,35 @@ wide! {
     fn act_backward(act: Act, z: &[f32], h: &[f32], g: &mut [f32]) {
         let it = z.iter().zip(h).zip(g.iter_mut());
         match act {
-            Act::Relu => it.for_each(|((&z, _), g)| *g = if z > 0.0 { *g } else { 0.0 }),
-            Act::Leaky(s) => it.for_each(|((&z, _), g)| *g *= if z > 0.0 { 1.0 } else { s }),
-            Act::Gelu => it.for_each(|((&z, _), g)| {
-                let cdf = 0.5 * (1.0 + fast::erf(z * std::f32::consts::FRAC_1_SQRT_2));
-                // The standard normal density, 1/sqrt(2 pi) = FRAC_2_SQRT_PI * FRAC_1_SQRT_2 / 2.
-                let pdf = fast::exp(-0.5 * z * z)
-                    * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
-                *g *= cdf + z * pdf
-            }),
-            Act::Sigmoid => it.for_each(|((_, &h), g)| *g *= h * (1.0 - h)),
-            Act::Tanh => it.for_each(|((_, &h), g)| *g *= 1.0 - h * h),
+            Act::Relu => {
+                for ((&z, _), g) in it {
+                    *g = if z > 0.0 { *g } else { 0.0 }
+                }
+            }
+            Act::Leaky(s) => {
+                for ((&z, _), g) in it {
+                    *g *= if z > 0.0 { 1.0 } else { s }
+                }
+            }
+            Act::Gelu => {
+                for ((&z, _), g) in it {
+                    let cdf = 0.5 * (1.0 + fast::erf(z * std::f32::consts::FRAC_1_SQRT_2));
+                    // The standard normal density, 1/sqrt(2 pi) = FRAC_2_SQRT_PI * FRAC_1_SQRT_2 / 2.
+                    let pdf = fast::exp(-0.5 * z * z)
+                        * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
+                    *g *= cdf + z * pdf
+                }
+            }
+            Act::Sigmoid => {
+                for ((_, &h), g) in it {
+                    *g *= h * (1.0 - h)
+                }
+            }
+            Act::Tanh => {
+                for ((_, &h), g) in it {
+                    *g *= 1.0 - h * h
+                }
+            }
         }
     }
 }
@@ -224,7 +262,8 @@ mod fast {
         let x = x.clamp(-87.3, 88.3);
         // Round x / ln 2 to the nearest integer by adding and subtracting 1.5 * 2^23.
         let shift = 12_582_912.0f32;
-        let n = (x * std::f32::consts::LOG2_E + shift) - shift;
+        let t = x * std::f32::consts::LOG2_E + shift;
+        let n = t - shift;
         let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
         let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
             * r
@@ -232,7 +271,9 @@ mod fast {
             * r
             + 0.5;
         let e = p * r * r + r + 1.0;
-        e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+        // 2^n from n's bits in `t` (its low mantissa bits hold n + 2^22): integer adds and a
+        // shift, which vectorize where a float-to-int cast does not.
+        e * f32::from_bits((t.to_bits().wrapping_sub(shift.to_bits()).wrapping_add(127)) << 23)
     }
 
     /// Eigen's rational tanh; beyond |x| = 7.9 it is 1 to float rounding.
