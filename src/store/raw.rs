@@ -137,6 +137,9 @@ pub(crate) enum Bind<'a> {
     Text(&'a str),
 }
 
+/// Rows [`execute_each`] runs between yields to the task's other work: about 0.5 ms.
+const YIELD_EVERY: usize = 512;
+
 /// Runs `sql` once per row, binding the row's values to `?1`, `?2`, ..., with one prepared
 /// statement, on `conn` (inside its transaction, if it has one). sqlx's multi-row INSERTs
 /// were prepared anew for each batch size: a sweep's 32 commits of its steps and metrics took
@@ -149,7 +152,11 @@ pub(crate) async fn execute_each<'a, const N: usize>(
     let mut locked = conn.lock_handle().await?;
     let db = locked.as_raw_handle().as_ptr();
     let stmt = prepare(db, sql)?;
-    for row in rows {
+    for (n, row) in rows.into_iter().enumerate() {
+        if n % YIELD_EVERY == YIELD_EVERY - 1 {
+            // Let the task's other work run (the scheduler answers trainers meanwhile).
+            tokio::task::yield_now().await;
+        }
         for (i, value) in row.iter().enumerate() {
             let i = i as c_int + 1;
             // SAFETY: `stmt` is live and only this task uses `db` while it is locked; SQLite
