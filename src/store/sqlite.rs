@@ -566,8 +566,7 @@ const ROWS_PER_INSERT: usize = 200;
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 
-/// Upserts every epoch's metrics, one prepared statement for all rows; re-recording an epoch
-/// replaces its values.
+/// Upserts every epoch's metrics; re-recording an epoch replaces its values.
 async fn insert_metrics(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
     let mut rows = Vec::new();
     for w in writes {
@@ -585,13 +584,11 @@ async fn insert_metrics(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreEr
             }
         }
     }
-    raw::execute_each(
-        tx,
-        "INSERT INTO metrics (trial_id, name, epoch, value, kind) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (trial_id, name, epoch) DO UPDATE SET value = excluded.value, kind = excluded.kind",
-        rows,
-    )
-    .await
+    let sql = (
+        "INSERT INTO metrics (trial_id, name, epoch, value, kind)",
+        "ON CONFLICT (trial_id, name, epoch) DO UPDATE SET value = excluded.value, kind = excluded.kind",
+    );
+    raw::insert_rows(tx, sql, &rows).await
 }
 
 /// Inserts each epoch's per-step losses; step numbers continue across epochs (every epoch of
@@ -614,13 +611,11 @@ async fn insert_steps(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreErro
             }
         }
     }
-    raw::execute_each(
-        tx,
-        "INSERT INTO steps (trial_id, step, epoch, loss) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (trial_id, step) DO UPDATE SET epoch = excluded.epoch, loss = excluded.loss",
-        rows,
-    )
-    .await
+    let sql = (
+        "INSERT INTO steps (trial_id, step, epoch, loss)",
+        "ON CONFLICT (trial_id, step) DO UPDATE SET epoch = excluded.epoch, loss = excluded.loss",
+    );
+    raw::insert_rows(tx, sql, &rows).await
 }
 
 async fn insert_decisions(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
