@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
 
 use super::raw::{self, Bind, RawRow};
 use super::*;
@@ -561,9 +561,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// Rows per multi-row INSERT: well under SQLite's limit of 32766 bound variables.
-const ROWS_PER_INSERT: usize = 200;
-
 type Tx<'a> = Transaction<'a, Sqlite>;
 
 /// Upserts every epoch's metrics; re-recording an epoch replaces its values.
@@ -619,31 +616,34 @@ async fn insert_steps(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreErro
 }
 
 async fn insert_decisions(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
-    let mut rows = Vec::new();
+    let mut decisions = Vec::new();
     for w in writes {
         if let Write::Decision {
             trial_id,
             decision: d,
         } = w
         {
-            rows.push((*trial_id, int(d.epoch)?, d));
+            decisions.push((*trial_id, int(d.epoch)?, d, d.details.to_string()));
         }
     }
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO decisions (trial_id, epoch, rule, action, reason, details) ",
-        );
-        q.push_values(chunk, |mut b, (trial, epoch, d)| {
-            b.push_bind(*trial)
-                .push_bind(*epoch)
-                .push_bind(d.rule)
-                .push_bind(d.action.as_str())
-                .push_bind(d.reason.clone())
-                .push_bind(d.details.to_string());
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
+    let rows: Vec<[Bind; 6]> = decisions
+        .iter()
+        .map(|(trial, epoch, d, details)| {
+            [
+                Bind::Int(*trial),
+                Bind::Int(*epoch),
+                Bind::Text(d.rule),
+                Bind::Text(d.action.as_str()),
+                Bind::Text(&d.reason),
+                Bind::Text(details),
+            ]
+        })
+        .collect();
+    let sql = (
+        "INSERT INTO decisions (trial_id, epoch, rule, action, reason, details)",
+        "",
+    );
+    raw::insert_rows(tx, sql, &rows).await
 }
 
 /// Records how a trial ended; `Pending` (interrupted) leaves `finished_at` empty.
