@@ -168,8 +168,8 @@ pub async fn run<S: Store, T: Trainer>(
             if !cancelled {
                 // Nothing left to run or promote: trials still paused end here.
                 let (writes, ended) = book.stop_paused(opts.best_metric);
+                unsaved.add(writes);
                 unsaved.flush(store).await?;
-                store.apply(&writes).await?;
                 for (ordinal, label, outcome) in ended {
                     *summary.finished.entry(outcome.state).or_default() += 1;
                     progress.finished(ordinal, &label, &outcome, &[]);
@@ -497,18 +497,14 @@ fn process(
                 let metric = book.peers.metric();
                 book.peers
                     .record(trial_id, report.epoch, report.get(metric));
-                step.writes.push(Write::Epoch {
-                    trial_id,
-                    report: EpochReport {
-                        steps,
-                        ..report.clone()
-                    },
-                });
+                let (epoch, val_loss) = (report.epoch, report.val_loss);
+                report.steps = steps;
+                step.writes.push(Write::Epoch { trial_id, report });
                 step.epochs.push(EpochProgress {
                     ordinal: r.claim.ordinal,
-                    epoch: report.epoch,
+                    epoch,
                     epochs: r.claim.config.epochs,
-                    val_loss: report.val_loss,
+                    val_loss,
                 });
                 let control = if cancelled {
                     r.interrupted = true;
@@ -533,7 +529,7 @@ fn process(
                     if r.stop.is_some() {
                         Control::Stop
                     } else if let Some(a) = book.asha.as_mut()
-                        && let Some(k) = a.rung_at(report.epoch, r.claim.config.epochs)
+                        && let Some(k) = a.rung_at(epoch, r.claim.config.epochs)
                     {
                         let decision = a.arrive(trial_id, k, &r.curve, r.claim.config.epochs);
                         let pause = decision.action == Action::Pause;
