@@ -523,14 +523,15 @@ impl Store for SqliteStore {
     }
 
     async fn steps(&self, trial_id: i64) -> Result<Vec<(usize, usize, f64)>, StoreError> {
-        let rows: Vec<(i64, i64, Option<f64>)> =
-            sqlx::query_as("SELECT step, epoch, loss FROM steps WHERE trial_id = ? ORDER BY step")
-                .bind(trial_id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|(s, e, l)| Ok((uint(s)?, uint(e)?, l.unwrap_or(f64::NAN))))
-            .collect()
+        let sql = "SELECT step, epoch, loss FROM steps WHERE trial_id = ? ORDER BY step";
+        raw::rows(&self.pool, sql, &[trial_id], |r| {
+            Ok((
+                uint(r.int_required("step")?)?,
+                uint(r.int_required("epoch")?)?,
+                r.real("loss")?.unwrap_or(f64::NAN),
+            ))
+        })
+        .await
     }
 
     async fn scores(&self, sweep_id: i64) -> Result<HashMap<i64, TrialScores>, StoreError> {
