@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -80,6 +81,7 @@ async fn redraw_while_running<S: Store>(
     root: &Path,
     every: Duration,
     mut live: watch::Receiver<Live>,
+    over: &Arc<AtomicBool>,
     drawn: &mut Drawn,
 ) {
     // The first redraw also waits `every`, or for the run's tail, when a core is idle: a
@@ -104,7 +106,7 @@ async fn redraw_while_running<S: Store>(
         seen = now.ended;
         tail_drawn |= now.tail;
         let started = std::time::Instant::now();
-        let _ = redraw(store, sweep, root, drawn, true).await;
+        let _ = redraw(store, sweep, root, drawn, Some(over.clone())).await;
         // Drawing shares the cores with training: keep it under ~5% of the time, except
         // once at the tail, when a core is idle.
         let pause = every.max(started.elapsed() * 20);
@@ -267,6 +269,8 @@ pub async fn run_sweep<S: Store, T: Trainer>(
                 .map(|a| (a.min_epochs, a.eta)),
         };
         let (tx, rx) = watch::channel(Live::default());
+        // Set with `Live::over`: a live redraw under way stops at its next chart.
+        let over = Arc::new(AtomicBool::new(false));
         let mut counting = Counting {
             inner: progress,
             live: &tx,
@@ -275,13 +279,15 @@ pub async fn run_sweep<S: Store, T: Trainer>(
         };
         let training = async {
             let r = scheduler::run(store, sweep_id, trainer, &sched, &mut counting, cancel).await;
+            over.store(true, Ordering::Relaxed);
             tx.send_modify(|l| l.over = true);
             r
         };
         let name = spec.name.as_str();
         let live = async {
             if let Some(every) = opts.live_report {
-                redraw_while_running(store, name, &opts.reports, every, rx, &mut drawn).await;
+                redraw_while_running(store, name, &opts.reports, every, rx, &over, &mut drawn)
+                    .await;
             }
         };
         let (summary, ()) = tokio::join!(training, live);
@@ -290,7 +296,7 @@ pub async fn run_sweep<S: Store, T: Trainer>(
         store.finish_sweep(sweep_id).await?;
         RunSummary::default()
     };
-    let report = redraw(store, spec.name.as_str(), &opts.reports, &mut drawn, false).await?;
+    let report = redraw(store, spec.name.as_str(), &opts.reports, &mut drawn, None).await?;
     Ok(RunResult {
         sweep_id,
         engine: spec.train.engine,

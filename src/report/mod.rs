@@ -18,6 +18,8 @@ pub use summary::{
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
@@ -87,19 +89,22 @@ pub async fn write_report<S: Store>(
     sweep: &str,
     root: &Path,
 ) -> Result<ReportOutcome, StoreError> {
-    redraw(store, sweep, root, &mut Drawn::default(), false).await
+    redraw(store, sweep, root, &mut Drawn::default(), None).await
 }
 
 /// As [`write_report`], but trial charts already drawn (per `drawn`) and unchanged since are
 /// kept. The drawing runs on a blocking thread, so a running sweep's scheduler is not held up.
 /// `live`: drawn while the sweep runs, so the page says so and reloads itself (the run knows;
-/// the database cannot tell a running sweep from one stopped by Ctrl-C).
+/// the database cannot tell a running sweep from one stopped by Ctrl-C). It draws on one
+/// core, ended trials' charts first, and gives up (drawing no further chart and not the page)
+/// once the flag is set: the final redraw, on every core, then draws what is left instead of
+/// waiting for it.
 pub async fn redraw<S: Store>(
     store: &S,
     sweep: &str,
     root: &Path,
     drawn: &mut Drawn,
-    live: bool,
+    live: Option<Arc<AtomicBool>>,
 ) -> Result<ReportOutcome, StoreError> {
     let row = store.sweep(sweep).await?;
     let trials = store.trials(row.id).await?;
@@ -130,7 +135,7 @@ pub async fn redraw<S: Store>(
             .and_then(|d| serde_json::from_str::<DataRecord>(d).ok())
             .map(|r| crate::run::describe_data(&r)),
         spec: row.source.clone().unwrap_or_else(|| spec_text(&row.spec)),
-        running: live,
+        running: live.is_some(),
         counts,
     };
     let skip: Vec<usize> = data
@@ -142,9 +147,12 @@ pub async fn redraw<S: Store>(
     let paths = ReportPaths::new(root, &row.name);
     let dir = paths.dir().to_path_buf();
     let drawing = tokio::task::spawn_blocking(move || {
-        let draw = || draw_all(&data, &paths, &skip, &leaderboard, &page);
+        let draw = || draw_all(&data, &paths, &skip, &leaderboard, &page, live.as_deref());
         // A live redraw shares the machine with training: it takes one core, not all.
-        match live.then(|| rayon::ThreadPoolBuilder::new().num_threads(1).build()) {
+        match live
+            .is_some()
+            .then(|| rayon::ThreadPoolBuilder::new().num_threads(1).build())
+        {
             Some(Ok(pool)) => pool.install(draw),
             _ => draw(),
         }
@@ -179,15 +187,18 @@ struct PageText {
     counts: Vec<(String, usize)>,
 }
 
-/// Draws every chart (trial charts in parallel, except those in `skip`) and the page.
-/// Returns the outcome and the fingerprints of the trial charts drawn.
+/// Draws every chart (trial charts in parallel, except those in `skip`) and the page; once
+/// `abandon` is set, no further chart and not the page. Returns the outcome and the
+/// fingerprints of the trial charts drawn.
 fn draw_all(
     data: &ChartData,
     paths: &ReportPaths,
     skip: &[usize],
     leaderboard: &Rows,
     page: &PageText,
+    abandon: Option<&AtomicBool>,
 ) -> (ReportOutcome, Vec<(usize, Fingerprint)>) {
+    let abandoned = || abandon.is_some_and(|a| a.load(Ordering::Relaxed));
     let mut outcome = ReportOutcome {
         dir: paths.dir().to_path_buf(),
         ..Default::default()
@@ -265,43 +276,48 @@ fn draw_all(
             Box::new(move |p| draw::learning_curve(&data.sweep, &lc, p)),
         ));
     }
-    let (drawn_charts, results) = rayon::join(
-        || {
-            jobs.par_iter()
-                .map(|(file, _, draw)| {
-                    let path = paths.dir().join(file);
-                    let result = draw(&path);
-                    (path, result)
-                })
-                .collect::<Vec<_>>()
-        },
+    // On one thread (a live redraw) the trial charts come first: an ended trial's chart is
+    // final, while the summary charts change until the sweep ends.
+    let (results, drawn_charts) = rayon::join(
         || {
             data.trials
                 .par_iter()
                 .filter(|t| !skip.contains(&t.ordinal))
-                .map(|t| {
+                .filter_map(|t| {
                     let path = paths.trial(t.ordinal);
-                    let result = draw::trial(&data.sweep, t, &path);
-                    (t.ordinal, path, result)
+                    (!abandoned()).then(|| (t.ordinal, draw::trial(&data.sweep, t, &path), path))
+                })
+                .collect::<Vec<_>>()
+        },
+        || {
+            jobs.par_iter()
+                .map(|(file, _, draw)| {
+                    let path = paths.dir().join(file);
+                    let result = (!abandoned()).then(|| draw(&path));
+                    (path, result)
                 })
                 .collect::<Vec<_>>()
         },
     );
     let mut charts: Vec<(String, String)> = Vec::new();
     for ((file, caption, _), (path, result)) in jobs.iter().zip(drawn_charts) {
+        let Some(result) = result else { continue };
         if result.is_ok() {
             charts.push((file.to_string(), caption.clone()));
         }
         record(&mut outcome, path, result);
     }
     let mut done = Vec::new();
-    for (ordinal, path, result) in results {
+    for (ordinal, result, path) in results {
         if result.is_ok()
             && let Some(t) = data.trials.iter().find(|t| t.ordinal == ordinal)
         {
             done.push((ordinal, fingerprint(t)));
         }
         record(&mut outcome, path, result);
+    }
+    if abandoned() {
+        return (outcome, done);
     }
     let trial_charts: Vec<(usize, String)> = data
         .trials
