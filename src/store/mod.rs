@@ -149,6 +149,12 @@ pub struct TrialScores {
 /// One thing to write; a batch of these is committed in one transaction.
 #[derive(Debug, Clone)]
 pub enum Write {
+    /// The trial starts a new attempt: `running`, its attempt counted, what earlier attempts
+    /// recorded cleared (as [`Store::claim_next`] does). A batch applies its starts first, so
+    /// a start and the trial's first epochs may share one.
+    Start {
+        trial_id: i64,
+    },
     Epoch {
         trial_id: i64,
         report: EpochReport,

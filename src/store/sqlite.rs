@@ -298,46 +298,20 @@ impl Store for SqliteStore {
 
     async fn claim_next(&self, sweep_id: i64) -> Result<Option<ClaimedTrial>, StoreError> {
         let mut tx = self.begin_immediate().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE trials SET state = 'running', attempt = attempt + 1, started_at = {NOW},
-                    finished_at = NULL, epochs_run = NULL, best_epoch = NULL, best_value = NULL,
-                    stop_reason = NULL, error = NULL, best_val_loss = NULL,
-                    best_val_accuracy = NULL, best_val_rmse = NULL, final_val_loss = NULL,
-                    final_val_kind = NULL, scored_epochs = NULL
-             WHERE id = (SELECT id FROM trials WHERE sweep_id = ? AND state = 'pending'
-                           AND id NOT IN (SELECT trial_id FROM checkpoints)
-                         ORDER BY ordinal LIMIT 1)
-             RETURNING id, ordinal, attempt, config"
-        ))
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM trials WHERE sweep_id = ? AND state = 'pending'
+               AND id NOT IN (SELECT trial_id FROM checkpoints)
+             ORDER BY ordinal LIMIT 1",
+        )
         .bind(sweep_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
+        let Some(id) = id else {
             return Ok(None);
         };
-        let id: i64 = row.get("id");
-        if row.get::<i64, _>("attempt") > 1 {
-            // An earlier attempt was interrupted: its partial curve must not mix with this one.
-            sqlx::query("DELETE FROM metrics WHERE trial_id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM steps WHERE trial_id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM decisions WHERE trial_id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let claim = start_trial(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Some(ClaimedTrial {
-            id,
-            ordinal: uint(row.get("ordinal"))?,
-            attempt: row.get("attempt"),
-            config: config_of(row.get("config"))?,
-        }))
+        Ok(Some(claim))
     }
 
     async fn paused(&self, sweep_id: i64) -> Result<Vec<(i64, usize)>, StoreError> {
@@ -420,6 +394,11 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.begin_immediate().await?;
+        for w in writes {
+            if let Write::Start { trial_id } = w {
+                start_trial(&mut tx, *trial_id).await?;
+            }
+        }
         insert_metrics(&mut tx, writes).await?;
         insert_steps(&mut tx, writes).await?;
         insert_decisions(&mut tx, writes).await?;
@@ -433,7 +412,7 @@ impl Store for SqliteStore {
                     epochs_run,
                     checkpoint,
                 } => pause_trial(&mut tx, *trial_id, *epochs_run, checkpoint).await?,
-                Write::Epoch { .. } | Write::Decision { .. } => {}
+                Write::Start { .. } | Write::Epoch { .. } | Write::Decision { .. } => {}
             }
         }
         tx.commit().await?;
@@ -645,6 +624,37 @@ async fn insert_decisions(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), Store
         "",
     );
     raw::insert_rows(tx, sql, &rows).await
+}
+
+/// Marks trial `id` running for a new attempt and, from the second attempt on, deletes what
+/// earlier attempts recorded, so a rerun never mixes two attempts' curves.
+async fn start_trial(tx: &mut Tx<'_>, id: i64) -> Result<ClaimedTrial, StoreError> {
+    let row = sqlx::query(&format!(
+        "UPDATE trials SET state = 'running', attempt = attempt + 1, started_at = {NOW},
+                finished_at = NULL, epochs_run = NULL, best_epoch = NULL, best_value = NULL,
+                stop_reason = NULL, error = NULL, best_val_loss = NULL,
+                best_val_accuracy = NULL, best_val_rmse = NULL, final_val_loss = NULL,
+                final_val_kind = NULL, scored_epochs = NULL
+         WHERE id = ?
+         RETURNING ordinal, attempt, config"
+    ))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if row.get::<i64, _>("attempt") > 1 {
+        for table in ["metrics", "steps", "decisions"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE trial_id = ?"))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(ClaimedTrial {
+        id,
+        ordinal: uint(row.get("ordinal"))?,
+        attempt: row.get("attempt"),
+        config: config_of(row.get("config"))?,
+    })
 }
 
 /// Records how a trial ended; `Pending` (interrupted) leaves `finished_at` empty.

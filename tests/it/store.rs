@@ -288,6 +288,64 @@ async fn a_reclaimed_trial_starts_with_a_clean_curve() {
     assert!(store.metrics(id).await.unwrap().is_empty());
 }
 
+/// A start written in a batch (as the scheduler does) comes before the batch's epochs, even
+/// when listed after them: the second attempt's first epoch survives and the first attempt's
+/// curve and steps go.
+#[tokio::test]
+async fn a_start_in_a_batch_clears_the_earlier_attempt_before_the_new_epochs() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    let first = store.trials(id).await.unwrap()[1].clone();
+    assert_eq!((first.state, first.attempt), (TrialState::Pending, 0));
+    let trial_id = first.id;
+    store
+        .apply(&[
+            Write::Start { trial_id },
+            Write::Epoch {
+                trial_id,
+                report: report(1, 0.9),
+            },
+            Write::Epoch {
+                trial_id,
+                report: report(2, 0.8),
+            },
+        ])
+        .await
+        .unwrap();
+    let t = &store.trials(id).await.unwrap()[1];
+    assert_eq!((t.state, t.attempt), (TrialState::Running, 1));
+    let epochs = |metrics: &[lcurve::store::MetricPoint]| -> Vec<(usize, f64)> {
+        metrics
+            .iter()
+            .filter(|m| m.name == "val_loss")
+            .map(|m| (m.epoch, m.value))
+            .collect()
+    };
+    assert_eq!(
+        epochs(&store.metrics(id).await.unwrap()),
+        [(1, 0.9), (2, 0.8)]
+    );
+    // A crash, then the next run starts it again, its new first epoch in the same batch.
+    assert_eq!(store.requeue_running(id).await.unwrap(), 1);
+    store
+        .apply(&[
+            Write::Epoch {
+                trial_id,
+                report: report(1, 0.5),
+            },
+            Write::Start { trial_id },
+        ])
+        .await
+        .unwrap();
+    let t = &store.trials(id).await.unwrap()[1];
+    assert_eq!((t.state, t.attempt), (TrialState::Running, 2));
+    assert_eq!(epochs(&store.metrics(id).await.unwrap()), [(1, 0.5)]);
+    assert_eq!(store.steps(trial_id).await.unwrap().len(), 3);
+}
+
 /// A database written by lcurve 0.1 (only the first migration, configs without the keys added
 /// with search spaces) is upgraded in place on open and its sweeps still read.
 #[tokio::test]
