@@ -289,7 +289,7 @@ impl<'s> Unsaved<'s> {
         }
         let writes = std::mem::take(&mut self.writes);
         self.since = None;
-        self.committing = Some(Box::pin(async move { store.apply(&writes).await }));
+        self.committing = Some(Box::pin(store.commit(writes)));
     }
 
     /// Waits for the commit under way; `Ok` at once when there is none.

@@ -261,6 +261,11 @@ pub trait Store {
     async fn claim_next(&self, sweep_id: i64) -> Result<Option<ClaimedTrial>, StoreError>;
     /// Commits a batch of epochs, decisions and trial ends in one transaction.
     async fn apply(&self, writes: &[Write]) -> Result<(), StoreError>;
+    /// As [`Store::apply`], taking the writes; a store may commit them on another thread,
+    /// so the caller's task goes on with its work meanwhile.
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.apply(&writes).await
+    }
     /// Sets `finished_at` when no trial is pending or running.
     async fn finish_sweep(&self, sweep_id: i64) -> Result<(), StoreError>;
 

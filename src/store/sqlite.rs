@@ -419,6 +419,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// Committed on a runtime worker: the caller (the scheduler) goes on answering trainers.
+    /// Run within the caller's task, a commit of the digits sweep's 100 ms of epochs held
+    /// the scheduler for 0.2-2.5 ms at a time (its 256-row inserts run on the calling
+    /// thread), and trainers waited 55-97 ms in all per sweep for their epochs' answers;
+    /// with no commits they waited 1-12 ms.
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let store = self.clone();
+        tokio::spawn(async move { store.apply(&writes).await })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
     async fn finish_sweep(&self, sweep_id: i64) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "UPDATE sweeps SET finished_at = {NOW} WHERE id = ? AND NOT EXISTS
