@@ -5,13 +5,13 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use tokio::sync::watch;
 
 use crate::data::{self, DataRecord, Split};
-use crate::report::{Drawn, ReportOutcome, redraw};
+use crate::report::{self, Drawn, ReportOutcome, redraw};
 use crate::scheduler::{self, EpochProgress, Progress, RunSummary, SchedulerOptions};
 use crate::spec::{self, Choice, Engine, Metric, SweepSpec};
 use crate::stopping::{self, StoppingRule};
@@ -72,9 +72,10 @@ impl Progress for Counting<'_> {
     }
 }
 
-/// Redraws the report each time trials have ended, at most every `every` (and at most 5% of
-/// the time), until the run is over. Failures are left to the final redraw, which reports
-/// them.
+/// Redraws while the run goes on, at the lowest priority (see [`report::Live`]): each
+/// trial's chart once it has ended, and, after a trial ended, the page with the summary
+/// charts at the run's tail (a core is idle then) or when `every` has passed (and at most
+/// ~5% of the time). Failures are left to the final redraw, which reports them.
 async fn redraw_while_running<S: Store>(
     store: &S,
     sweep: &str,
@@ -84,13 +85,9 @@ async fn redraw_while_running<S: Store>(
     over: &Arc<AtomicBool>,
     drawn: &mut Drawn,
 ) {
-    // The first redraw also waits `every`, or for the run's tail, when a core is idle: a
-    // short sweep is drawn as its last trials train, and the end only adds what changed (a
-    // live redraw of the 32-trial digits sweep took 0.12-0.2 s of its 1.2-1.6 s).
-    tokio::select! {
-        () = tokio::time::sleep(every) => {}
-        _ = live.wait_for(|l| l.over || l.tail) => {}
-    }
+    // Ended trials' charts are final: drawn in the time training leaves, they need not be
+    // drawn at the end (the digits sweep's 37 charts took 58-143 ms there).
+    let mut next_page = Instant::now() + every;
     let (mut seen, mut tail_drawn) = (0, false);
     loop {
         let Ok(now) = live
@@ -104,19 +101,16 @@ async fn redraw_while_running<S: Store>(
             return;
         }
         seen = now.ended;
-        tail_drawn |= now.tail;
-        let started = std::time::Instant::now();
-        let _ = redraw(store, sweep, root, drawn, Some(over.clone())).await;
-        // Drawing shares the cores with training: keep it under ~5% of the time, except
-        // once at the tail, when a core is idle.
-        let pause = every.max(started.elapsed() * 20);
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            now = live.wait_for(|l| l.over || (l.tail && !tail_drawn)) => {
-                if now.map_or(true, |l| l.over) {
-                    return;
-                }
-            }
+        let page = Instant::now() >= next_page || (now.tail && !tail_drawn);
+        tail_drawn |= page && now.tail;
+        let started = Instant::now();
+        let how = report::Live {
+            over: over.clone(),
+            page,
+        };
+        let _ = redraw(store, sweep, root, drawn, Some(how)).await;
+        if page {
+            next_page = Instant::now() + every.max(started.elapsed() * 20);
         }
     }
 }

@@ -92,34 +92,65 @@ pub async fn write_report<S: Store>(
     redraw(store, sweep, root, &mut Drawn::default(), None).await
 }
 
+/// A redraw while the sweep runs. It draws on one thread at the lowest priority, so training
+/// gives it only the time a core would otherwise idle, ended trials' charts first; and it
+/// gives up (no further chart, not the page) once `over` is set, so the final redraw, on
+/// every core, draws what is left instead of waiting for it.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Set when the run is over.
+    pub over: Arc<AtomicBool>,
+    /// Also the page (marked as running, reloading itself) and the summary charts; else only
+    /// the charts of trials that ended since they were last drawn.
+    pub page: bool,
+}
+
 /// As [`write_report`], but trial charts already drawn (per `drawn`) and unchanged since are
 /// kept. The drawing runs on a blocking thread, so a running sweep's scheduler is not held up.
-/// `live`: drawn while the sweep runs, so the page says so and reloads itself (the run knows;
-/// the database cannot tell a running sweep from one stopped by Ctrl-C). It draws on one
-/// core, ended trials' charts first, and gives up (drawing no further chart and not the page)
-/// once the flag is set: the final redraw, on every core, then draws what is left instead of
-/// waiting for it.
+/// `live`: drawn while the sweep runs (the run knows; the database cannot tell a running
+/// sweep from one stopped by Ctrl-C).
 pub async fn redraw<S: Store>(
     store: &S,
     sweep: &str,
     root: &Path,
     drawn: &mut Drawn,
-    live: Option<Arc<AtomicBool>>,
+    live: Option<Live>,
 ) -> Result<ReportOutcome, StoreError> {
     let row = store.sweep(sweep).await?;
-    let trials = store.trials(row.id).await?;
-    let metrics = store.metrics(row.id).await?;
+    let mut trials = store.trials(row.id).await?;
+    let page = live.as_ref().is_none_or(|l| l.page);
+    let metrics = if page {
+        store.metrics(row.id).await?
+    } else {
+        // Only ended trials not drawn as ended yet: their charts are final.
+        trials.retain(|t| {
+            t.state.is_finished()
+                && !drawn
+                    .trials
+                    .get(&t.ordinal)
+                    .is_some_and(|(state, _)| state.is_finished())
+        });
+        let mut metrics = Vec::new();
+        for t in &trials {
+            metrics.extend(store.trial_metrics(t.id).await?);
+        }
+        metrics
+    };
     let decisions = store.stop_decisions(row.id).await?;
     let metric = sweep_metric(&row.spec);
     let data = prepare(&row.name, metric, &trials, &metrics, &decisions);
-    let leaderboard = crate::inspect::leaderboard_rows(
-        &trials,
-        &crate::inspect::scores_from_metrics(&trials, &metrics),
-        None,
-        false,
-        None,
-    )
-    .unwrap_or_default();
+    let leaderboard = if page {
+        crate::inspect::leaderboard_rows(
+            &trials,
+            &crate::inspect::scores_from_metrics(&trials, &metrics),
+            None,
+            false,
+            None,
+        )
+        .unwrap_or_default()
+    } else {
+        Rows::default()
+    };
     let mut counts: Vec<(String, usize)> = Vec::new();
     for state in TrialState::ALL {
         let n = trials.iter().filter(|t| t.state == state).count();
@@ -127,7 +158,7 @@ pub async fn redraw<S: Store>(
             counts.push((state.as_str().to_string(), n));
         }
     }
-    let page = PageText {
+    let page = page.then(|| PageText {
         description: row.description.clone(),
         data: row
             .data
@@ -137,7 +168,7 @@ pub async fn redraw<S: Store>(
         spec: row.source.clone().unwrap_or_else(|| spec_text(&row.spec)),
         running: live.is_some(),
         counts,
-    };
+    });
     let skip: Vec<usize> = data
         .trials
         .iter()
@@ -147,12 +178,15 @@ pub async fn redraw<S: Store>(
     let paths = ReportPaths::new(root, &row.name);
     let dir = paths.dir().to_path_buf();
     let drawing = tokio::task::spawn_blocking(move || {
-        let draw = || draw_all(&data, &paths, &skip, &leaderboard, &page, live.as_deref());
-        // A live redraw shares the machine with training: it takes one core, not all.
-        match live
-            .is_some()
-            .then(|| rayon::ThreadPoolBuilder::new().num_threads(1).build())
-        {
+        let over = live.as_ref().map(|l| &*l.over);
+        let draw = || draw_all(&data, &paths, &skip, &leaderboard, page.as_ref(), over);
+        // A live redraw shares the machine with training: one thread, at the lowest priority.
+        match live.is_some().then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .start_handler(|_| lowest_priority())
+                .build()
+        }) {
             Some(Ok(pool)) => pool.install(draw),
             _ => draw(),
         }
@@ -187,15 +221,74 @@ struct PageText {
     counts: Vec<(String, usize)>,
 }
 
-/// Draws every chart (trial charts in parallel, except those in `skip`) and the page; once
-/// `abandon` is set, no further chart and not the page. Returns the outcome and the
-/// fingerprints of the trial charts drawn.
+fn record(outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>) {
+    match result {
+        Ok(()) => outcome.written.push(path),
+        Err(message) => outcome.failed.push(ChartError { path, message }),
+    }
+}
+
+/// A trial chart drawn: the trial's ordinal, the file and how drawing it went.
+type TrialChart = (usize, PathBuf, Result<(), String>);
+
+/// Draws the trial charts, in parallel, except those in `skip`, until `abandoned`.
+fn draw_trials(
+    data: &ChartData,
+    paths: &ReportPaths,
+    skip: &[usize],
+    abandoned: &(dyn Fn() -> bool + Sync),
+) -> Vec<TrialChart> {
+    data.trials
+        .par_iter()
+        .filter(|t| !skip.contains(&t.ordinal))
+        .filter_map(|t| {
+            let path = paths.trial(t.ordinal);
+            (!abandoned()).then(|| (t.ordinal, path.clone(), draw::trial(&data.sweep, t, &path)))
+        })
+        .collect()
+}
+
+/// Records the trial charts in `outcome`; returns the fingerprints of those drawn.
+fn record_trials(
+    data: &ChartData,
+    charts: Vec<TrialChart>,
+    outcome: &mut ReportOutcome,
+) -> Vec<(usize, Fingerprint)> {
+    let mut done = Vec::new();
+    for (ordinal, path, result) in charts {
+        if result.is_ok()
+            && let Some(t) = data.trials.iter().find(|t| t.ordinal == ordinal)
+        {
+            done.push((ordinal, fingerprint(t)));
+        }
+        record(outcome, path, result);
+    }
+    done
+}
+
+/// Lowers the calling thread to the lowest scheduling priority (nice 19) on Linux: the
+/// kernel then runs it when a core would idle and preempts it when training needs the core,
+/// while it still gets a small share on a machine with no idle core. Elsewhere it does
+/// nothing.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id; a failure leaves the
+    // priority as it was, which is harmless.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
+}
+
+/// Draws the trial charts (in parallel, except those in `skip`) and, with `page`, the
+/// summary charts and the page; once `abandon` is set, no further chart and not the page.
+/// Returns the outcome and the fingerprints of the trial charts drawn.
 fn draw_all(
     data: &ChartData,
     paths: &ReportPaths,
     skip: &[usize],
     leaderboard: &Rows,
-    page: &PageText,
+    page: Option<&PageText>,
     abandon: Option<&AtomicBool>,
 ) -> (ReportOutcome, Vec<(usize, Fingerprint)>) {
     let abandoned = || abandon.is_some_and(|a| a.load(Ordering::Relaxed));
@@ -203,11 +296,6 @@ fn draw_all(
         dir: paths.dir().to_path_buf(),
         ..Default::default()
     };
-    let record =
-        |outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>| match result {
-            Ok(()) => outcome.written.push(path),
-            Err(message) => outcome.failed.push(ChartError { path, message }),
-        };
     let dir = paths.trials_dir();
     if let Err(e) = std::fs::create_dir_all(&dir) {
         record(&mut outcome, dir, Err(e.to_string()));
@@ -221,6 +309,11 @@ fn draw_all(
     );
     let mut jobs: Vec<Job> = Vec::new();
     let n = data.trials.len();
+    let Some(page) = page else {
+        let drawn = draw_trials(data, paths, skip, &abandoned);
+        let done = record_trials(data, drawn, &mut outcome);
+        return (outcome, done);
+    };
     jobs.push((
         "curves.png",
         format!(
@@ -279,16 +372,7 @@ fn draw_all(
     // On one thread (a live redraw) the trial charts come first: an ended trial's chart is
     // final, while the summary charts change until the sweep ends.
     let (results, drawn_charts) = rayon::join(
-        || {
-            data.trials
-                .par_iter()
-                .filter(|t| !skip.contains(&t.ordinal))
-                .filter_map(|t| {
-                    let path = paths.trial(t.ordinal);
-                    (!abandoned()).then(|| (t.ordinal, draw::trial(&data.sweep, t, &path), path))
-                })
-                .collect::<Vec<_>>()
-        },
+        || draw_trials(data, paths, skip, &abandoned),
         || {
             jobs.par_iter()
                 .map(|(file, _, draw)| {
@@ -307,15 +391,7 @@ fn draw_all(
         }
         record(&mut outcome, path, result);
     }
-    let mut done = Vec::new();
-    for (ordinal, result, path) in results {
-        if result.is_ok()
-            && let Some(t) = data.trials.iter().find(|t| t.ordinal == ordinal)
-        {
-            done.push((ordinal, fingerprint(t)));
-        }
-        record(&mut outcome, path, result);
-    }
+    let done = record_trials(data, results, &mut outcome);
     if abandoned() {
         return (outcome, done);
     }

@@ -286,3 +286,73 @@ fn the_report_fills_in_while_the_sweep_runs() {
     );
     assert!(done.contains("4 trials: 4 completed"), "{done}");
 }
+
+/// A live redraw of trials only draws each ended trial's chart once and nothing else; once
+/// the run is over it draws nothing; the final redraw then adds the page and the summary
+/// charts without drawing those trial charts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_redraw_draws_ended_trials_once_and_stops_when_the_run_is_over() {
+    use lcurve::report::{Drawn, Live, redraw};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let db = TempDb::new();
+    let dir = run(&db, GRID).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let store = db.open().await;
+    let root = db.dir.path().join("reports");
+    let over = Arc::new(AtomicBool::new(false));
+    let trials_only = || {
+        Some(Live {
+            over: over.clone(),
+            page: false,
+        })
+    };
+    let names = |written: &[PathBuf]| -> Vec<String> {
+        let mut v: Vec<String> = written
+            .iter()
+            .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+
+    over.store(true, Ordering::Relaxed);
+    let mut drawn = Drawn::default();
+    let nothing = redraw(&store, "grid", &root, &mut drawn, trials_only())
+        .await
+        .unwrap();
+    assert!(nothing.written.is_empty(), "{:?}", nothing.written);
+
+    over.store(false, Ordering::Relaxed);
+    let first = redraw(&store, "grid", &root, &mut drawn, trials_only())
+        .await
+        .unwrap();
+    let expected: Vec<String> = (0..12).map(|i| format!("trials/{i:03}.png")).collect();
+    assert_eq!(names(&first.written), expected);
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    assert!(
+        !dir.join("index.html").exists(),
+        "no page from a trials-only redraw"
+    );
+    let again = redraw(&store, "grid", &root, &mut drawn, trials_only())
+        .await
+        .unwrap();
+    assert!(again.written.is_empty(), "{:?}", again.written);
+
+    let last = redraw(&store, "grid", &root, &mut drawn, None)
+        .await
+        .unwrap();
+    let written = names(&last.written);
+    assert!(written.contains(&"index.html".to_string()), "{written:?}");
+    assert!(written.contains(&"curves.png".to_string()), "{written:?}");
+    assert!(
+        !written.iter().any(|w| w.starts_with("trials/")),
+        "{written:?}"
+    );
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        page.contains("trials/011.png"),
+        "the page links every trial chart"
+    );
+}
