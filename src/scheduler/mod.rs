@@ -251,9 +251,10 @@ const COMMIT_AT: usize = 4096;
 type Commit<'s> = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + 's>>;
 
 /// Writes not yet committed, since when the oldest has waited, and the commit under way.
-/// A commit runs while the scheduler answers trainers (the store yields between rows now and
-/// then): one of 100 ms of the digits sweep's epochs, about 4,500 step and metric rows, takes
-/// 5-10 ms, and trainers that finished an epoch meanwhile used to wait for it.
+/// A commit runs while the scheduler answers trainers (the store commits on a task of its
+/// own, see [`Store::commit`]): one of 100 ms of the digits sweep's epochs, about 4,500 step
+/// and metric rows, takes 5-10 ms, and trainers that finished an epoch meanwhile used to wait
+/// for it.
 #[derive(Default)]
 struct Unsaved<'s> {
     writes: Vec<Write>,
