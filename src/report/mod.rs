@@ -92,10 +92,12 @@ pub async fn write_report<S: Store>(
     redraw(store, sweep, root, &mut Drawn::default(), None).await
 }
 
-/// A redraw while the sweep runs. It draws on one thread at the lowest priority, so training
-/// gives it only the time a core would otherwise idle, ended trials' charts first; and it
+/// A redraw while the sweep runs. It draws on one thread, ended trials' charts first, and
 /// gives up (no further chart, not the page) once `over` is set, so the final redraw, on
-/// every core, draws what is left instead of waiting for it.
+/// every core, draws what is left instead of waiting for it. Trial charts alone are drawn at
+/// the lowest priority (nice 19), so training gives them mostly the time a core would
+/// otherwise idle; the page keeps the normal priority, so a person watching a busy machine
+/// still sees it change (the run keeps its redraws under ~5% of the time).
 #[derive(Debug, Clone)]
 pub struct Live {
     /// Set when the run is over.
@@ -180,11 +182,17 @@ pub async fn redraw<S: Store>(
     let drawing = tokio::task::spawn_blocking(move || {
         let over = live.as_ref().map(|l| &*l.over);
         let draw = || draw_all(&data, &paths, &skip, &leaderboard, page.as_ref(), over);
-        // A live redraw shares the machine with training: one thread, at the lowest priority.
+        // A live redraw shares the machine with training: one thread, and for trial charts
+        // alone, the lowest priority.
+        let lowest = page.is_none();
         match live.is_some().then(|| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
-                .start_handler(|_| lowest_priority())
+                .start_handler(move |_| {
+                    if lowest {
+                        lowest_priority();
+                    }
+                })
                 .build()
         }) {
             Some(Ok(pool)) => pool.install(draw),
@@ -268,7 +276,8 @@ fn record_trials(
 
 /// Lowers the calling thread to the lowest scheduling priority (nice 19) on Linux: the
 /// kernel then runs it when a core would idle and preempts it when training needs the core,
-/// while it still gets a small share on a machine with no idle core. Elsewhere it does
+/// while it still gets a small share on a machine with no idle core. The thread is one of a
+/// pool made for one redraw, as a thread cannot raise its priority again. Elsewhere it does
 /// nothing.
 fn lowest_priority() {
     #[cfg(target_os = "linux")]

@@ -7,12 +7,13 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::spec::Metric;
-use crate::stopping::{Action, Asha, Context, Decision, Peers, StoppingRule, decide_all};
+use crate::stopping::{Action, Asha, Context, Decision, OwnCheck, Peers, StoppingRule, decide_all};
 use crate::store::{ClaimedTrial, Store, StoreError, TrialOutcome, TrialState, Write};
 use crate::trainer::{Checkpoint, Control, EpochReport, TrainEnd, TrainError, Trainer};
 
@@ -72,7 +73,8 @@ enum Msg {
     Epoch {
         trial_id: i64,
         report: EpochReport,
-        reply: oneshot::Sender<Control>,
+        /// `None` from a trainer that went on without waiting (see [`FreeRun`]).
+        reply: Option<oneshot::Sender<Control>>,
     },
     Done {
         trial_id: i64,
@@ -113,6 +115,7 @@ pub async fn run<S: Store, T: Trainer>(
     let (mut exhausted, mut cancelled) = (false, false);
     let mut book = Book::load(store, sweep_id, opts).await?;
     let mut unsaved = Unsaved::default();
+    let free = FreeRun::for_rules(opts);
     tokio::pin!(cancel);
 
     loop {
@@ -150,7 +153,8 @@ pub async fn run<S: Store, T: Trainer>(
                 Some(claim) => {
                     unsaved.add(vec![Write::Start { trial_id: claim.id }]);
                     book.peers.forget(claim.id);
-                    spawn_trainer(claim.clone(), None, trainer.clone(), tx.clone());
+                    let start = (claim.clone(), None);
+                    spawn_trainer(start, trainer.clone(), tx.clone(), free.clone());
                     let id = claim.id;
                     running.insert(
                         id,
@@ -184,6 +188,9 @@ pub async fn run<S: Store, T: Trainer>(
             msg = rx.recv() => msg.expect("the scheduler holds a sender"),
             () = &mut cancel, if !cancelled => {
                 cancelled = true;
+                if let Some(free) = &free {
+                    free.cancelled.store(true, Ordering::Relaxed);
+                }
                 continue;
             }
             result = Unsaved::committed(&mut unsaved.committing), if committing => {
@@ -334,7 +341,13 @@ async fn resume<S: Store, T: Trainer>(
         .await?;
     let (claim, checkpoint, curve) = store.resume(trial).await?;
     book.paused.remove(&trial);
-    spawn_trainer(claim.clone(), Some(checkpoint), trainer.clone(), tx.clone());
+    // Resumed trials run under ASHA, whose pauses need an answer every epoch.
+    spawn_trainer(
+        (claim.clone(), Some(checkpoint)),
+        trainer.clone(),
+        tx.clone(),
+        None,
+    );
     running.insert(
         trial,
         Running {
@@ -559,7 +572,15 @@ fn process(
                         Control::Continue
                     }
                 };
-                step.replies.push((reply, control));
+                match reply {
+                    Some(reply) => step.replies.push((reply, control)),
+                    // The trainer's own checks said continue, as the rules did, or the run
+                    // was cancelled, which the trainer learns from the flag.
+                    None => debug_assert!(
+                        cancelled || control == Control::Continue,
+                        "a free-running trainer's checks disagree with the rules"
+                    ),
+                }
             }
             Msg::Done { trial_id, result } => {
                 let r = running
@@ -611,23 +632,70 @@ fn ordinals(running: &HashMap<i64, Running>) -> Vec<usize> {
     v
 }
 
-/// Trains on a blocking thread; every epoch waits for the scheduler's answer.
+/// How a trainer goes on without the scheduler's answer: when every stopping rule has a test
+/// the training thread can run (see [`StoppingRule::own_check`]; without `[stopping]` only
+/// the divergence rule is on) and there is no ASHA, a trainer waits for the answer only after
+/// an epoch that one of the tests says a rule may act on. The answer took 1 to 2,500 µs
+/// (median 10 µs) in the digits sweep: waits of 25-68 ms in all per sweep, while a core idled.
+#[derive(Clone)]
+struct FreeRun {
+    checks: Arc<[OwnCheck]>,
+    /// Set when the run is cancelled: the trainer stops after the epoch it is on (kept).
+    cancelled: Arc<AtomicBool>,
+}
+
+impl FreeRun {
+    fn for_rules(opts: &SchedulerOptions) -> Option<Self> {
+        if opts.asha.is_some() {
+            return None;
+        }
+        let checks: Option<Vec<OwnCheck>> = opts.rules.iter().map(|r| r.own_check()).collect();
+        Some(Self {
+            checks: checks?.into(),
+            cancelled: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// Trains on a blocking thread; every epoch waits for the scheduler's answer, unless `free`
+/// says it need not.
 fn spawn_trainer<T: Trainer>(
-    claim: ClaimedTrial,
-    resume: Option<Checkpoint>,
+    (claim, resume): (ClaimedTrial, Option<Checkpoint>),
     trainer: Arc<T>,
     tx: mpsc::UnboundedSender<Msg>,
+    free: Option<FreeRun>,
 ) {
     let trial_id = claim.id;
     tokio::task::spawn_blocking(move || {
         let epoch_tx = tx.clone();
+        let mut first: Option<EpochReport> = None;
         let mut on_epoch = move |report: EpochReport| {
+            if let Some(free) = &free {
+                let first = first.get_or_insert_with(|| EpochReport {
+                    steps: Vec::new(),
+                    ..report.clone()
+                });
+                if !free.checks.iter().any(|may_act| may_act(first, &report)) {
+                    // Read before sending: once the flag is seen, the scheduler handles this
+                    // epoch as cancelled too.
+                    let cancelled = free.cancelled.load(Ordering::Relaxed);
+                    let msg = Msg::Epoch {
+                        trial_id,
+                        report,
+                        reply: None,
+                    };
+                    if epoch_tx.send(msg).is_err() || cancelled {
+                        return Control::Stop;
+                    }
+                    return Control::Continue;
+                }
+            }
             let (reply, answer) = oneshot::channel();
             if epoch_tx
                 .send(Msg::Epoch {
                     trial_id,
                     report,
-                    reply,
+                    reply: Some(reply),
                 })
                 .is_err()
             {

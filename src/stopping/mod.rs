@@ -18,6 +18,8 @@ pub use patience::PatienceRule;
 pub use peers::Peers;
 pub use threshold::ThresholdRule;
 
+use std::sync::Arc;
+
 use crate::spec::{Metric, StoppingSpec};
 use crate::trainer::EpochReport;
 
@@ -79,7 +81,18 @@ impl Context<'_> {
 pub trait StoppingRule: Send + Sync {
     fn name(&self) -> &'static str;
     fn decide(&self, ctx: &Context) -> Decision;
+    /// For a rule that decides from the trial's own first and latest epochs alone: a test
+    /// that the training thread can run, true when [`StoppingRule::decide`] may not say
+    /// continue. With such a test for every rule, a trainer goes on without waiting for the
+    /// scheduler's answer while the tests say continue. `None` (the default): the trainer
+    /// waits for the answer after every epoch.
+    fn own_check(&self) -> Option<OwnCheck> {
+        None
+    }
 }
+
+/// See [`StoppingRule::own_check`]: `(first epoch, latest epoch) -> may act`.
+pub type OwnCheck = Arc<dyn Fn(&EpochReport, &EpochReport) -> bool + Send + Sync>;
 
 /// Asks every rule; the first that does not say continue wins, otherwise every rule's
 /// continue is returned (so each epoch stores why the trial went on).

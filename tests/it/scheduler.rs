@@ -594,3 +594,108 @@ async fn asha_survives_cancellation_and_continues_paused_trials_on_the_next_run(
         assert_eq!(n, t.epochs_run.unwrap(), "trial {}", t.ordinal);
     }
 }
+
+/// Counts the epochs whose report has returned to the trainer, so a test can tell whether a
+/// trainer went on while the scheduler was held up.
+struct Reporting {
+    inner: SyntheticTrainer,
+    returned: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+}
+
+impl Trainer for Reporting {
+    fn train(
+        &self,
+        c: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError> {
+        let returned = self.returned.clone();
+        self.inner.train(c, resume, &mut |report: EpochReport| {
+            let control = on_epoch(report);
+            *returned.0.lock().unwrap() += 1;
+            returned.1.notify_all();
+            control
+        })
+    }
+}
+
+/// Holds the scheduler in its progress call for the first stored epoch until the trainer has
+/// got past its third epoch, or `patience` has passed; records which.
+struct Holding {
+    returned: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+    patience: Duration,
+    went_on: Option<bool>,
+}
+
+impl lcurve::scheduler::Progress for Holding {
+    fn epoch(&mut self, _: &lcurve::scheduler::EpochProgress) {
+        if self.went_on.is_some() {
+            return;
+        }
+        let (count, changed) = &*self.returned;
+        let (count, _) = changed
+            .wait_timeout_while(count.lock().unwrap(), self.patience, |n| *n < 3)
+            .unwrap();
+        self.went_on = Some(*count >= 3);
+    }
+}
+
+/// Without stopping rules (divergence is checked on the training thread too), a trainer does
+/// not wait for the scheduler's answer after each epoch: it gets past its third epoch while
+/// the scheduler is held on the first. With a patience rule it must wait for every answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_stopping_rules_trainers_do_not_wait_for_the_scheduler() {
+    for (stopping, patience, expected) in [
+        ("", Duration::from_secs(30), true),
+        (
+            "[stopping]\nmetric = \"val_loss\"\npatience = 3\n",
+            Duration::from_millis(300),
+            false,
+        ),
+    ] {
+        let db = TempDb::new();
+        let store = db.open().await;
+        let s = spec(&format!(
+            "{}{stopping}",
+            SMALL.replace("max_parallel = 2", "max_parallel = 1")
+        ));
+        let returned = Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new()));
+        let trainer = Reporting {
+            inner: SyntheticTrainer::default(),
+            returned: returned.clone(),
+        };
+        let mut progress = Holding {
+            returned,
+            patience,
+            went_on: None,
+        };
+        let r = run_sweep(
+            &store,
+            &s,
+            None,
+            || Ok(trainer),
+            &opts(&db),
+            &mut progress,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(progress.went_on, Some(expected), "stopping: {stopping:?}");
+        assert_eq!(
+            r.summary.finished.get(&TrialState::Completed),
+            Some(&4),
+            "{stopping:?}"
+        );
+        // Every epoch is stored, in order, whether or not the trainer waited.
+        let id = store.sweep("small").await.unwrap().id;
+        let epochs: Vec<usize> = store
+            .metrics(id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| m.name == "val_loss")
+            .map(|m| m.epoch)
+            .collect();
+        assert_eq!(epochs, [1, 2, 3, 4, 5, 6].repeat(4), "{stopping:?}");
+    }
+}
