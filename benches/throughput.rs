@@ -345,21 +345,33 @@ fn concurrency() {
         rates[1] / rates[0],
         rates[2] / rates[1]
     );
-    // What the scheduler and the store add to each epoch: trainers that take no time at all.
-    let (mut spec, _) = digits("learning_rate = [1e-3, 2e-3]\nbatch_size = 32\nepochs = 2000\n");
-    spec.train.max_parallel = 2;
-    let clock = timed_run(
-        &rt,
-        &spec,
-        None,
-        || Ok(lcurve::trainer::SyntheticTrainer::default()),
-        None,
-    );
-    let per_epoch = (clock.last.unwrap() - clock.first.unwrap()).as_secs_f64() / 4000.0;
-    println!(
-        "  scheduler and store per epoch (2 trainers that take no time): {:.1} us of wall time",
-        per_epoch * 1e6
-    );
+    // What the scheduler and the store add to each epoch: trainers that take no time at all,
+    // going on without answers (no stopping rules) and waiting for each (a patience rule
+    // that never fires).
+    for (rules, stopping) in [
+        ("no stopping rules", ""),
+        (
+            "a patience rule",
+            "[stopping]\nmetric = \"val_loss\"\npatience = 5000\n",
+        ),
+    ] {
+        let (mut spec, _) = digits(&format!(
+            "learning_rate = [1e-3, 2e-3]\nbatch_size = 32\nepochs = 2000\n{stopping}"
+        ));
+        spec.train.max_parallel = 2;
+        let clock = timed_run(
+            &rt,
+            &spec,
+            None,
+            || Ok(lcurve::trainer::SyntheticTrainer::default()),
+            None,
+        );
+        let per_epoch = (clock.last.unwrap() - clock.first.unwrap()).as_secs_f64() / 4000.0;
+        println!(
+            "  scheduler and store per epoch (2 trainers that take no time, {rules}): {:.1} us of wall time",
+            per_epoch * 1e6
+        );
+    }
 }
 
 fn bench_store(rt: &tokio::runtime::Runtime, path: &Path, toml: &str) -> (SqliteStore, i64) {
