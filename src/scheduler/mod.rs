@@ -632,11 +632,12 @@ fn ordinals(running: &HashMap<i64, Running>) -> Vec<usize> {
     v
 }
 
-/// How a trainer goes on without the scheduler's answer: when every stopping rule has a test
-/// the training thread can run (see [`StoppingRule::own_check`]; without `[stopping]` only
-/// the divergence rule is on) and there is no ASHA, a trainer waits for the answer only after
-/// an epoch that one of the tests says a rule may act on. The answer took 1 to 2,500 µs
-/// (median 10 µs) in the digits sweep: waits of 25-68 ms in all per sweep, while a core idled.
+/// How a trainer goes on without the scheduler's answer: when every stopping rule reads only
+/// the trial's own curve (see [`StoppingRule::own_check`]: divergence, which is always on,
+/// patience and threshold; not the median and extrapolation rules, which read other trials)
+/// and there is no ASHA, a trainer waits for the answer only after an epoch that a rule acts
+/// on. The answer took 1 to 2,500 µs (median 10 µs) in the digits sweep: waits of 25-68 ms in
+/// all per sweep, while a core idled.
 #[derive(Clone)]
 struct FreeRun {
     checks: Arc<[OwnCheck]>,
@@ -668,14 +669,15 @@ fn spawn_trainer<T: Trainer>(
     let trial_id = claim.id;
     tokio::task::spawn_blocking(move || {
         let epoch_tx = tx.clone();
-        let mut first: Option<EpochReport> = None;
-        let mut on_epoch = move |report: EpochReport| {
+        let max_epochs = claim.config.epochs;
+        // The curve so far, as the scheduler keeps it (without the per-step losses).
+        let mut curve: Vec<EpochReport> = Vec::new();
+        let mut on_epoch = move |mut report: EpochReport| {
             if let Some(free) = &free {
-                let first = first.get_or_insert_with(|| EpochReport {
-                    steps: Vec::new(),
-                    ..report.clone()
-                });
-                if !free.checks.iter().any(|may_act| may_act(first, &report)) {
+                let steps = std::mem::take(&mut report.steps);
+                curve.push(report.clone());
+                report.steps = steps;
+                if !free.checks.iter().any(|acts| acts(&curve, max_epochs)) {
                     // Read before sending: once the flag is seen, the scheduler handles this
                     // epoch as cancelled too.
                     let cancelled = free.cancelled.load(Ordering::Relaxed);

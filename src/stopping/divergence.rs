@@ -3,10 +3,7 @@
 
 use serde_json::json;
 
-use std::sync::Arc;
-
-use super::{Action, Context, Decision, OwnCheck, StoppingRule, fmt4};
-use crate::trainer::EpochReport;
+use super::{Action, Context, Decision, StoppingRule, fmt4};
 use crate::util::json_number;
 
 /// Always on: a NaN or infinite loss ends the trial as `diverged`; with `factor`, so does a
@@ -14,37 +11,6 @@ use crate::util::json_number;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DivergenceRule {
     pub factor: Option<f64>,
-}
-
-/// The losses the rule watches: `(name, latest, first)`.
-type Series = [(&'static str, f64, f64); 2];
-
-fn series(first: &EpochReport, last: &EpochReport) -> Series {
-    [
-        ("train_loss", last.train_loss, first.train_loss),
-        ("val_loss", last.val_loss, first.val_loss),
-    ]
-}
-
-impl DivergenceRule {
-    /// A loss that is not finite, and one that has blown up past `factor` times its first.
-    #[allow(clippy::type_complexity)]
-    fn find<'s>(
-        &self,
-        series: &'s Series,
-    ) -> (
-        Option<&'s (&'static str, f64, f64)>,
-        Option<(f64, &'s (&'static str, f64, f64))>,
-    ) {
-        let not_finite = series.iter().find(|(_, v, _)| !v.is_finite());
-        let blown_up = self.factor.and_then(|k| {
-            series
-                .iter()
-                .find(|(_, v, f)| f.is_finite() && *f > 0.0 && *v > k * f)
-                .map(|s| (k, s))
-        });
-        (not_finite, blown_up)
-    }
 }
 
 impl StoppingRule for DivergenceRule {
@@ -55,8 +21,17 @@ impl StoppingRule for DivergenceRule {
     fn decide(&self, ctx: &Context) -> Decision {
         let last = ctx.last();
         let first = &ctx.curve[0];
-        let series = series(first, last);
-        let (not_finite, blown_up) = self.find(&series);
+        let series = [
+            ("train_loss", last.train_loss, first.train_loss),
+            ("val_loss", last.val_loss, first.val_loss),
+        ];
+        let not_finite = series.iter().find(|(_, v, _)| !v.is_finite());
+        let blown_up = self.factor.and_then(|k| {
+            series
+                .iter()
+                .find(|(_, v, f)| f.is_finite() && *f > 0.0 && *v > k * f)
+                .map(|s| (k, s))
+        });
         let (action, reason) = match (not_finite, blown_up) {
             (Some((name, v, _)), _) => (
                 Action::Diverge,
@@ -88,14 +63,9 @@ impl StoppingRule for DivergenceRule {
         }
     }
 
-    /// The same test as `decide`, on the training thread.
-    fn own_check(&self) -> Option<OwnCheck> {
-        let rule = *self;
-        Some(Arc::new(move |first: &EpochReport, last: &EpochReport| {
-            let series = series(first, last);
-            let (not_finite, blown_up) = rule.find(&series);
-            not_finite.is_some() || blown_up.is_some()
-        }))
+    /// It reads the trial's own curve only: the training thread can ask it too.
+    fn own_check(&self) -> Option<super::OwnCheck> {
+        Some(super::own_curve_check(self))
     }
 }
 
@@ -137,10 +107,15 @@ mod tests {
             let rule = DivergenceRule { factor: *factor };
             let d = ask(&rule, values, 10, &p);
             assert_eq!(d.action, *expected, "{values:?}: {why} ({})", d.reason);
-            // The training thread's test says the same as the decision.
-            let c = curve(values);
-            let may_act = rule.own_check().unwrap()(&c[0], c.last().unwrap());
-            assert_eq!(may_act, *expected != Action::Continue, "{values:?}: {why}");
+            // The training thread's check says the same.
+            let acts = rule
+                .own_check()
+                .expect("divergence reads the trial's own curve");
+            assert_eq!(
+                acts(&curve(values), 10),
+                *expected != Action::Continue,
+                "{why}"
+            );
         }
         let d = ask(&DivergenceRule { factor: Some(10.0) }, &[2.0, 30.0], 10, &p);
         assert_eq!(

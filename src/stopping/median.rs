@@ -199,6 +199,10 @@ mod tests {
         ];
         for (percentile, values, peer_curves, expected, why) in rows {
             let d = ask(&rule(*percentile), values, 10, &peers(peer_curves));
+            assert!(
+                rule(*percentile).own_check().is_none(),
+                "the median rule reads other trials: the scheduler must answer"
+            );
             assert_eq!(d.action, *expected, "{values:?}: {why} ({})", d.reason);
         }
         let d = ask(&rule(50.0), &[1.0, 0.9], 10, &peers(three));

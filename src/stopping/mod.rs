@@ -81,18 +81,35 @@ impl Context<'_> {
 pub trait StoppingRule: Send + Sync {
     fn name(&self) -> &'static str;
     fn decide(&self, ctx: &Context) -> Decision;
-    /// For a rule that decides from the trial's own first and latest epochs alone: a test
-    /// that the training thread can run, true when [`StoppingRule::decide`] may not say
-    /// continue. With such a test for every rule, a trainer goes on without waiting for the
-    /// scheduler's answer while the tests say continue. `None` (the default): the trainer
-    /// waits for the answer after every epoch.
+    /// For a rule that decides from the trial's own curve alone (not its peers): the same
+    /// decision, for the training thread to make, true when the rule does not say continue
+    /// (see [`own_curve_check`]). With such a check for every rule, a trainer goes on
+    /// without waiting for the scheduler's answer while the checks say continue, and waits
+    /// for it after an epoch a rule acts on. `None` (the default): the trainer waits for the
+    /// answer after every epoch.
     fn own_check(&self) -> Option<OwnCheck> {
         None
     }
 }
 
-/// See [`StoppingRule::own_check`]: `(first epoch, latest epoch) -> may act`.
-pub type OwnCheck = Arc<dyn Fn(&EpochReport, &EpochReport) -> bool + Send + Sync>;
+/// See [`StoppingRule::own_check`]: `(the curve so far, the planned epochs) -> acts`.
+pub type OwnCheck = Arc<dyn Fn(&[EpochReport], usize) -> bool + Send + Sync>;
+
+/// An [`OwnCheck`] that asks a copy of `rule` with no peers: for rules that read nothing but
+/// the trial's own curve, so the answer is the scheduler's.
+pub fn own_curve_check<R: StoppingRule + Clone + 'static>(rule: &R) -> OwnCheck {
+    let rule = rule.clone();
+    let peers = Peers::new(Metric::ValLoss);
+    Arc::new(move |curve: &[EpochReport], max_epochs: usize| {
+        let ctx = Context {
+            curve,
+            max_epochs,
+            trial_id: 0,
+            peers: &peers,
+        };
+        rule.decide(&ctx).action != Action::Continue
+    })
+}
 
 /// Asks every rule; the first that does not say continue wins, otherwise every rule's
 /// continue is returned (so each epoch stores why the trial went on).

@@ -88,13 +88,18 @@ impl StoppingRule for PatienceRule {
             }),
         }
     }
+
+    /// It reads the trial's own curve only: the training thread can ask it too.
+    fn own_check(&self) -> Option<super::OwnCheck> {
+        Some(super::own_curve_check(self))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::stopping::testing::{ask, peers};
+    use crate::stopping::testing::{ask, curve, peers};
 
     #[test]
     fn table_of_curves_and_decisions() {
@@ -201,6 +206,15 @@ mod tests {
             let d = ask(&rule, values, 100, &peers(&[]));
             assert_eq!(d.action, *expected, "{values:?}: {why} ({})", d.reason);
             assert_eq!(d.epoch, values.len());
+            // The training thread's check says the same.
+            let acts = rule
+                .own_check()
+                .expect("patience reads the trial's own curve");
+            assert_eq!(
+                acts(&curve(values), 100),
+                *expected != Action::Continue,
+                "{why}"
+            );
         }
     }
 

@@ -75,6 +75,11 @@ impl StoppingRule for ThresholdRule {
             }),
         }
     }
+
+    /// It reads the trial's own curve only: the training thread can ask it too.
+    fn own_check(&self) -> Option<super::OwnCheck> {
+        Some(super::own_curve_check(self))
+    }
 }
 
 #[cfg(test)]

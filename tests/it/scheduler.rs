@@ -640,15 +640,21 @@ impl lcurve::scheduler::Progress for Holding {
     }
 }
 
-/// Without stopping rules (divergence is checked on the training thread too), a trainer does
-/// not wait for the scheduler's answer after each epoch: it gets past its third epoch while
-/// the scheduler is held on the first. With a patience rule it must wait for every answer.
+/// With rules that read only the trial's own curve (divergence, always on; patience), a
+/// trainer does not wait for the scheduler's answer after each epoch: the training thread asks
+/// the same rules, and gets past its third epoch while the scheduler is held on the first.
+/// With the median rule, which compares with other trials, it must wait for every answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_stopping_rules_trainers_do_not_wait_for_the_scheduler() {
+async fn with_own_curve_rules_trainers_do_not_wait_for_the_scheduler() {
     for (stopping, patience, expected) in [
         ("", Duration::from_secs(30), true),
         (
             "[stopping]\nmetric = \"val_loss\"\npatience = 3\n",
+            Duration::from_secs(30),
+            true,
+        ),
+        (
+            "[stopping]\nmetric = \"val_loss\"\n[stopping.median]\nwarmup = 2\nmin_peers = 1\n",
             Duration::from_millis(300),
             false,
         ),
