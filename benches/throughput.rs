@@ -346,13 +346,13 @@ fn concurrency() {
         rates[2] / rates[1]
     );
     // What the scheduler and the store add to each epoch: trainers that take no time at all,
-    // going on without answers (no stopping rules) and waiting for each (a patience rule
-    // that never fires).
+    // going on without answers (no stopping rules) and waiting for each (a median rule, which
+    // compares with the other trial, and never fires here).
     for (rules, stopping) in [
         ("no stopping rules", ""),
         (
-            "a patience rule",
-            "[stopping]\nmetric = \"val_loss\"\npatience = 5000\n",
+            "a median rule",
+            "[stopping]\nmetric = \"val_loss\"\n[stopping.median]\nwarmup = 5000\n",
         ),
     ] {
         let (mut spec, _) = digits(&format!(
