@@ -72,10 +72,10 @@ impl Progress for Counting<'_> {
     }
 }
 
-/// Redraws while the run goes on, at the lowest priority (see [`report::Live`]): each
-/// trial's chart once it has ended, and, after a trial ended, the page with the summary
-/// charts at the run's tail (a core is idle then) or when `every` has passed (and at most
-/// ~5% of the time). Failures are left to the final redraw, which reports them.
+/// Redraws while the run goes on (see [`report::Live`]): each trial's chart once it has
+/// ended, at the lowest priority, and, after a trial ended, the page with the summary charts
+/// at the run's tail (a core is idle then) or when `every` has passed (and at most ~5% of
+/// the time). Failures are left to the final redraw, which reports them.
 async fn redraw_while_running<S: Store>(
     store: &S,
     sweep: &str,

@@ -141,35 +141,34 @@ pub async fn redraw<S: Store>(
     let decisions = store.stop_decisions(row.id).await?;
     let metric = sweep_metric(&row.spec);
     let data = prepare(&row.name, metric, &trials, &metrics, &decisions);
-    let leaderboard = if page {
-        crate::inspect::leaderboard_rows(
-            &trials,
-            &crate::inspect::scores_from_metrics(&trials, &metrics),
-            None,
-            false,
-            None,
-        )
-        .unwrap_or_default()
-    } else {
-        Rows::default()
-    };
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for state in TrialState::ALL {
-        let n = trials.iter().filter(|t| t.state == state).count();
-        if n > 0 {
-            counts.push((state.as_str().to_string(), n));
+    // The page (and its leaderboard and counts) only when it is drawn.
+    let page = page.then(|| {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for state in TrialState::ALL {
+            let n = trials.iter().filter(|t| t.state == state).count();
+            if n > 0 {
+                counts.push((state.as_str().to_string(), n));
+            }
         }
-    }
-    let page = page.then(|| PageText {
-        description: row.description.clone(),
-        data: row
-            .data
-            .as_deref()
-            .and_then(|d| serde_json::from_str::<DataRecord>(d).ok())
-            .map(|r| crate::run::describe_data(&r)),
-        spec: row.source.clone().unwrap_or_else(|| spec_text(&row.spec)),
-        running: live.is_some(),
-        counts,
+        PageText {
+            description: row.description.clone(),
+            data: row
+                .data
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<DataRecord>(d).ok())
+                .map(|r| crate::run::describe_data(&r)),
+            spec: row.source.clone().unwrap_or_else(|| spec_text(&row.spec)),
+            running: live.is_some(),
+            counts,
+            leaderboard: crate::inspect::leaderboard_rows(
+                &trials,
+                &crate::inspect::scores_from_metrics(&trials, &metrics),
+                None,
+                false,
+                None,
+            )
+            .unwrap_or_default(),
+        }
     });
     let skip: Vec<usize> = data
         .trials
@@ -181,7 +180,7 @@ pub async fn redraw<S: Store>(
     let dir = paths.dir().to_path_buf();
     let drawing = tokio::task::spawn_blocking(move || {
         let over = live.as_ref().map(|l| &*l.over);
-        let draw = || draw_all(&data, &paths, &skip, &leaderboard, page.as_ref(), over);
+        let draw = || draw_all(&data, &paths, &skip, page.as_ref(), over);
         // A live redraw shares the machine with training: one thread, and for trial charts
         // alone, the lowest priority.
         let lowest = page.is_none();
@@ -227,6 +226,7 @@ struct PageText {
     spec: String,
     running: bool,
     counts: Vec<(String, usize)>,
+    leaderboard: Rows,
 }
 
 fn record(outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>) {
@@ -296,7 +296,6 @@ fn draw_all(
     data: &ChartData,
     paths: &ReportPaths,
     skip: &[usize],
-    leaderboard: &Rows,
     page: Option<&PageText>,
     abandon: Option<&AtomicBool>,
 ) -> (ReportOutcome, Vec<(usize, Fingerprint)>) {
@@ -422,7 +421,7 @@ fn draw_all(
         running: page.running,
         data: page.data.as_deref(),
         spec: &page.spec,
-        leaderboard,
+        leaderboard: &page.leaderboard,
         charts: &charts,
         trial_charts: &trial_charts,
         generated: &generated,
