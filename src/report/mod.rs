@@ -2,6 +2,7 @@
 //! summary, heatmap, learning curve over data size, one chart per trial), rebuilt from the
 //! store alone. Data is prepared by plain functions (tested exactly), then drawn.
 
+mod canvas;
 mod draw;
 mod html;
 mod paths;

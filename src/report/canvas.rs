@@ -1,0 +1,372 @@
+//! The canvas charts are drawn on: plotters' bitmap backend with text drawn from a per-thread
+//! cache of rasterized glyphs, on a reused pixel buffer, written out as PNG.
+//!
+//! plotters' `ab_glyph` text path outlines and rasterizes every glyph of every label each time
+//! it is drawn; that was about a fifth of a report's CPU time. [`Canvas`] draws the same
+//! pixels (same layout, same coverage, same blending) from glyphs rasterized once per thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use ab_glyph::{Font, FontRef, GlyphId, ScaleFont};
+use plotters::backend::{BitMapBackend, DrawingBackend};
+use plotters::coord::Shift;
+use plotters::prelude::{DrawingArea, IntoDrawingArea};
+use plotters_backend::text_anchor::{HPos, VPos};
+use plotters_backend::{
+    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
+};
+
+/// DejaVu Sans (Bitstream Vera licence, see `src/report/fonts/LICENSE-DejaVu.txt`).
+pub(super) const FONT_BYTES: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
+
+/// The family the bundled font is registered under; every chart asks for it.
+pub(super) const FAMILY: &str = "sans-serif";
+
+fn font() -> &'static FontRef<'static> {
+    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
+    // The font is compiled in and known to be valid; a failure would show in every test.
+    FONT.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).expect("the bundled font parses"))
+}
+
+/// One glyph at one size, as plotters' `ab_glyph` code places it: `y_shift` from the
+/// glyph's pixel bounds, then every pixel with some coverage, relative to those bounds.
+struct Glyph {
+    y_shift: i32,
+    pixels: Vec<(i32, i32, f32)>,
+}
+
+/// Everything measured or rasterized at one font size.
+#[derive(Default)]
+struct AtSize {
+    ids: HashMap<char, (GlyphId, f32)>,
+    kerns: HashMap<(GlyphId, GlyphId), f32>,
+    glyphs: HashMap<char, Option<Glyph>>,
+}
+
+impl AtSize {
+    /// The glyph id and horizontal advance of `c`.
+    fn id(&mut self, size: f32, c: char) -> (GlyphId, f32) {
+        *self.ids.entry(c).or_insert_with(|| {
+            let font = font().as_scaled(size);
+            let id = font.glyph_id(c);
+            (id, font.h_advance(id))
+        })
+    }
+
+    fn kern(&mut self, size: f32, a: GlyphId, b: GlyphId) -> f32 {
+        *self
+            .kerns
+            .entry((a, b))
+            .or_insert_with(|| font().as_scaled(size).kern(a, b))
+    }
+
+    fn glyph(&mut self, size: f32, c: char) -> Option<&Glyph> {
+        self.glyphs
+            .entry(c)
+            .or_insert_with(|| {
+                let font = font().as_scaled(size);
+                let outline = font.outline_glyph(font.scaled_glyph(c))?;
+                let bounds = outline.px_bounds();
+                let mut pixels = Vec::new();
+                outline.draw(|x, y, coverage| {
+                    if coverage > 0.0 {
+                        pixels.push((x as i32, y as i32, coverage));
+                    }
+                });
+                Some(Glyph {
+                    y_shift: (size / 2.0 + bounds.min.y) as i32,
+                    pixels,
+                })
+            })
+            .as_ref()
+    }
+
+    /// plotters' layout box for `text`: its advance width and the font size over 1.24.
+    fn layout(&mut self, size: f64, text: &str) -> ((i32, i32), (i32, i32)) {
+        let scale = size as f32;
+        let mut width = 0f32;
+        let mut prev = None;
+        for c in text.chars() {
+            let (id, advance) = self.id(scale, c);
+            width += advance;
+            if let Some(p) = prev {
+                width += self.kern(scale, p, id);
+            }
+            prev = Some(id);
+        }
+        ((0, 0), (width as i32, (size / 1.24) as i32))
+    }
+}
+
+thread_local! {
+    /// Glyphs by font size (its bits), kept for the thread's life: charts use a handful of
+    /// sizes and the characters of numbers and labels.
+    static GLYPHS: RefCell<HashMap<u64, AtSize>> = RefCell::new(HashMap::new());
+    /// The last chart's pixel buffer, reused so each chart does not fault in fresh pages.
+    static PIXELS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// plotters' bitmap backend with text drawn from the glyph cache; everything else is passed
+/// through unchanged.
+pub struct Canvas<'a> {
+    inner: BitMapBackend<'a>,
+}
+
+type Error<'a> = DrawingErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>;
+
+impl<'a> DrawingBackend for Canvas<'a> {
+    type ErrorType = <BitMapBackend<'a> as DrawingBackend>::ErrorType;
+
+    fn get_size(&self) -> (u32, u32) {
+        self.inner.get_size()
+    }
+
+    fn ensure_prepared(&mut self) -> Result<(), Error<'a>> {
+        self.inner.ensure_prepared()
+    }
+
+    fn present(&mut self) -> Result<(), Error<'a>> {
+        self.inner.present()
+    }
+
+    fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> Result<(), Error<'a>> {
+        self.inner.draw_pixel(point, color)
+    }
+
+    fn draw_line<S: BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> Result<(), Error<'a>> {
+        self.inner.draw_line(from, to, style)
+    }
+
+    fn draw_rect<S: BackendStyle>(
+        &mut self,
+        upper_left: BackendCoord,
+        bottom_right: BackendCoord,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), Error<'a>> {
+        self.inner.draw_rect(upper_left, bottom_right, style, fill)
+    }
+
+    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> Result<(), Error<'a>> {
+        self.inner.draw_path(path, style)
+    }
+
+    fn draw_circle<S: BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), Error<'a>> {
+        self.inner.draw_circle(center, radius, style, fill)
+    }
+
+    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vert: I,
+        style: &S,
+    ) -> Result<(), Error<'a>> {
+        self.inner.fill_polygon(vert, style)
+    }
+
+    fn blit_bitmap(
+        &mut self,
+        pos: BackendCoord,
+        (iw, ih): (u32, u32),
+        src: &[u8],
+    ) -> Result<(), Error<'a>> {
+        self.inner.blit_bitmap(pos, (iw, ih), src)
+    }
+
+    fn estimate_text_size<T: BackendTextStyle>(
+        &self,
+        text: &str,
+        style: &T,
+    ) -> Result<(u32, u32), Error<'a>> {
+        if style.family().as_str() != FAMILY {
+            return self.inner.estimate_text_size(text, style);
+        }
+        let ((min_x, min_y), (max_x, max_y)) = layout(style.size(), text);
+        let (w, h) = style.transform().transform(max_x - min_x, max_y - min_y);
+        Ok((w.unsigned_abs(), h.unsigned_abs()))
+    }
+
+    /// plotters' default `draw_text` with `ab_glyph`'s placement, from cached glyphs.
+    fn draw_text<T: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &T,
+        pos: BackendCoord,
+    ) -> Result<(), Error<'a>> {
+        let color = style.color();
+        if color.alpha == 0.0 {
+            return Ok(());
+        }
+        if style.family().as_str() != FAMILY {
+            return self.inner.draw_text(text, style, pos);
+        }
+        let size = style.size();
+        let ((min_x, min_y), (max_x, max_y)) = layout(size, text);
+        let (width, height) = (max_x - min_x, max_y - min_y);
+        let dx = match style.anchor().h_pos {
+            HPos::Left => 0,
+            HPos::Right => -width,
+            HPos::Center => -width / 2,
+        };
+        let dy = match style.anchor().v_pos {
+            VPos::Top => 0,
+            VPos::Center => -height / 2,
+            VPos::Bottom => -height,
+        };
+        let trans = style.transform();
+        let (w, h) = self.get_size();
+        let scale = size as f32;
+        GLYPHS.with_borrow_mut(|sizes| {
+            let cache = sizes.entry(size.to_bits()).or_default();
+            let mut x_shift = 0f32;
+            let mut prev: Option<GlyphId> = None;
+            for c in text.chars() {
+                let (id, advance) = cache.id(scale, c);
+                if let Some(p) = prev {
+                    x_shift += cache.kern(scale, p, id);
+                }
+                prev = Some(id);
+                if let Some(glyph) = cache.glyph(scale, c) {
+                    let x0 = x_shift as i32;
+                    for &(gx, gy, coverage) in &glyph.pixels {
+                        let (x, y) = (gx + x0, gy + glyph.y_shift);
+                        let (x, y) = trans.transform(x + dx - min_x, y + dy - min_y);
+                        let (x, y) = (pos.0 + x, pos.1 + y);
+                        if x >= 0 && x < w as i32 && y >= 0 && y < h as i32 {
+                            let mixed = BackendColor {
+                                alpha: color.alpha * f64::from(coverage),
+                                rgb: color.rgb,
+                            };
+                            self.inner.draw_pixel((x, y), mixed)?;
+                        }
+                    }
+                }
+                x_shift += advance;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn layout(size: f64, text: &str) -> ((i32, i32), (i32, i32)) {
+    GLYPHS.with_borrow_mut(|sizes| sizes.entry(size.to_bits()).or_default().layout(size, text))
+}
+
+/// Hands `draw` a white canvas of `size` pixels, then writes it to `path` as PNG. The
+/// encoder is set for speed: fast deflate with one fixed filter (Paeth) encoded a digits
+/// report's 37 charts in 56-59 ms against 74-113 ms with plotters' adaptive filtering, for
+/// 3.3 MB against 3.15 MB.
+pub(super) fn draw_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<Canvas<'_>, Shift>) -> Result<(), String>,
+) -> Result<(), String> {
+    let (w, h) = size;
+    let mut pixels = PIXELS.take();
+    pixels.clear();
+    pixels.resize(w as usize * h as usize * 3, 255);
+    let drawn = (|| {
+        let root = Canvas {
+            inner: BitMapBackend::with_buffer(&mut pixels, size),
+        }
+        .into_drawing_area();
+        draw(root.clone())?;
+        root.present().map_err(err)
+    })();
+    let written = drawn.and_then(|()| write_png(path, size, &pixels));
+    PIXELS.set(pixels);
+    written
+}
+
+fn write_png(path: &Path, (w, h): (u32, u32), pixels: &[u8]) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::FilterType::Paeth);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::NonAdaptive);
+    let mut writer = encoder.write_header().map_err(err)?;
+    writer.write_image_data(pixels).map_err(err)?;
+    writer.finish().map_err(err)
+}
+
+pub(super) fn err(e: impl std::fmt::Debug) -> String {
+    format!("{e:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotters::prelude::*;
+    use plotters::style::FontStyle;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+    /// Draws the same labels with plotters' own text path and with the cache, twice (the
+    /// second time from cached glyphs), and compares every pixel.
+    #[test]
+    fn cached_text_matches_plotters_pixel_for_pixel() {
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT_BYTES);
+        let size = (420, 260);
+        fn labels<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+            for (i, (text, px)) in [
+                ("validation loss 0.1371", 15.0),
+                ("AVAWTo: kerning, ÿ and …", 22.0),
+                ("lr=0.001 bs=128", 15.5),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let y = 20 + 50 * i as i32;
+                let style = (FAMILY, px)
+                    .into_text_style(area)
+                    .color(&RGBColor(200, 40, 30));
+                area.draw_text(text, &style, (10, y)).map_err(err)?;
+                let centred = style.pos(Pos::new(HPos::Center, VPos::Center));
+                area.draw_text(text, &centred, (300, y)).map_err(err)?;
+            }
+            let rotated = (FAMILY, 15)
+                .into_font()
+                .transform(FontTransform::Rotate270)
+                .into_text_style(area);
+            area.draw_text("loss", &rotated, (400, 200)).map_err(err)
+        }
+        let mut plain = vec![255u8; 420 * 260 * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut plain, size).into_drawing_area();
+            labels(&root).unwrap();
+            root.present().unwrap();
+        }
+        assert!(plain.iter().any(|&b| b != 255), "the labels drew nothing");
+        for round in 0..2 {
+            let mut cached = vec![255u8; 420 * 260 * 3];
+            {
+                let root = Canvas {
+                    inner: BitMapBackend::with_buffer(&mut cached, size),
+                }
+                .into_drawing_area();
+                labels(&root).unwrap();
+                root.present().unwrap();
+            }
+            let differ = plain.iter().zip(&cached).filter(|(a, b)| a != b).count();
+            assert_eq!(differ, 0, "round {round}: {differ} bytes differ");
+        }
+    }
+}
