@@ -215,6 +215,30 @@ enum Key {
     Note(String),
 }
 
+/// `text` in lines of at most `width` characters, broken between words, and at most `lines`
+/// of them (the last one cut with an ellipsis if the text goes on).
+fn wrap(text: &str, width: usize, lines: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        let len = current.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    out.push(current);
+    if out.len() > lines {
+        let rest = out.split_off(lines - 1).join(" ");
+        let keep: String = rest.chars().take(width.saturating_sub(1)).collect();
+        out.push(format!("{keep}…"));
+    }
+    out
+}
+
 /// Draws `keys` top to bottom in `area`, cutting text that would not fit.
 fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, keys: &[Key]) -> Result<(), String> {
     let (w, _) = area.dim_in_pixel();
@@ -286,8 +310,21 @@ fn legend_row<DB: DrawingBackend>(
     y: i32,
 ) -> Result<(), String> {
     let text = ("sans-serif", 15).into_text_style(area);
-    let mut x = 20;
+    let right = i32::try_from(area.dim_in_pixel().0).unwrap_or(i32::MAX) - 10;
+    let (mut x, mut y) = (20, y);
     for key in keys {
+        let label = match key {
+            Key::Line { text, .. } => text,
+            Key::Cross(_, s)
+            | Key::Triangle(s)
+            | Key::Dot(_, s)
+            | Key::Heading(s)
+            | Key::Note(s) => s,
+        };
+        // A key that would run past the right edge starts a second row.
+        if x > 20 && x + 42 + 7 * label.chars().count() as i32 > right {
+            (x, y) = (20, y + 22);
+        }
         let (label, width) = match key {
             Key::Line {
                 color,
@@ -1026,9 +1063,11 @@ pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<()
 }
 
 /// `trials/NNN.png`: one trial's training and validation loss, best epoch and stop reason.
+/// 820x570: the page shows trial charts about 300 px wide, and a sweep draws one per trial,
+/// so pixels cost (a 1000x640 chart took 2.3 ms to draw and encode).
 pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
-    draw_png(path, (1000, 640), |root| {
-        let (head, body) = root.split_vertically(118);
+    draw_png(path, (820, 570), |root| {
+        let (head, body) = root.split_vertically(136);
         let title = format!(
             "{sweep} trial #{}: {} [{}]",
             t.ordinal,
@@ -1047,8 +1086,11 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
             (None, Some((e, v))) => format!("ran every epoch; best at epoch {e}: {v:.4}"),
             (None, None) => "no finite values recorded".to_string(),
         };
-        head.draw_text(&note, &("sans-serif", 15).into_text_style(&head), (20, 50))
-            .map_err(err)?;
+        let note_style = ("sans-serif", 15).into_text_style(&head);
+        for (i, line) in wrap(&note, 104, 2).iter().enumerate() {
+            head.draw_text(line, &note_style, (20, 42 + 19 * i as i32))
+                .map_err(err)?;
+        }
 
         let both = [t.train_loss.as_slice(), t.val_loss.as_slice()];
         let (lo, hi, _) = y_range(both.iter().copied());
@@ -1150,7 +1192,7 @@ pub fn trial(sweep: &str, t: &TrialSeries, path: &Path) -> Result<(), String> {
                 .map_err(err)?;
             keys.push(Key::Cross(RED, label.into()));
         }
-        legend_row(&head, &keys, 84)?;
+        legend_row(&head, &keys, 86)?;
         Ok(())
     })
 }
@@ -1296,6 +1338,18 @@ pub fn replay(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn wrap_breaks_between_words_and_cuts_the_last_line() {
+        assert_eq!(wrap("short note", 20, 2), vec!["short note"]);
+        assert_eq!(
+            wrap("stopped at epoch 18: no gain", 17, 2),
+            vec!["stopped at epoch", "18: no gain"]
+        );
+        let cut = wrap("one two three four five six", 9, 2);
+        assert_eq!(cut, vec!["one two", "three fo…"]);
+        assert!(cut.iter().all(|l| l.chars().count() <= 9));
+    }
     use super::*;
 
     #[test]

@@ -79,8 +79,8 @@ async fn the_report_has_every_chart_and_a_page_that_links_them() {
         ("panels.png", 800, 300),
         ("summary.png", 1200, 600),
         ("heatmap.png", 600, 250),
-        ("trials/000.png", 900, 600),
-        ("trials/011.png", 900, 600),
+        ("trials/000.png", 800, 550),
+        ("trials/011.png", 800, 550),
     ] {
         let (w, h, colours) = png_summary(&dir.join(file));
         assert!(w >= min_w && h >= min_h, "{file}: {w}x{h}");
