@@ -106,6 +106,36 @@ async fn steps_are_numbered_across_epochs_and_go_with_their_trial() {
     );
 }
 
+/// A batch whose step rows fill two whole multi-row statements and part of a third (the
+/// rest go in one by one) stores every row once, with its own value.
+#[tokio::test]
+async fn a_batch_of_many_steps_stores_every_row_in_order() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    let t = store.claim_next(id).await.unwrap().unwrap();
+    let writes: Vec<Write> = (1..=3)
+        .map(|epoch| {
+            let mut r = report(epoch, 1.0 / epoch as f64);
+            r.steps = (0..50).map(|i| (epoch * 100 + i) as f32).collect();
+            Write::Epoch {
+                trial_id: t.id,
+                report: r,
+            }
+        })
+        .collect();
+    store.apply(&writes).await.unwrap();
+    let steps = store.steps(t.id).await.unwrap();
+    assert_eq!(steps.len(), 150);
+    for (i, (step, epoch, loss)) in steps.iter().enumerate() {
+        let (e, k) = (i / 50 + 1, i % 50);
+        assert_eq!((*step, *epoch), (i + 1, e));
+        assert_eq!(*loss, (e * 100 + k) as f64, "step {step}");
+    }
+}
+
 #[tokio::test]
 async fn claims_go_in_ordinal_order_and_run_out() {
     let db = TempDb::new();
