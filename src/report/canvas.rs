@@ -1,14 +1,14 @@
-//! The canvas charts are drawn on: plotters' bitmap backend with text drawn from a per-thread
-//! cache of rasterized glyphs, on a reused pixel buffer, written out as PNG.
+//! The canvas charts are drawn on: plotters' bitmap backend with text drawn from a shared
+//! cache of rasterized glyphs, on a per-thread reused pixel buffer, written out as PNG.
 //!
 //! plotters' `ab_glyph` text path outlines and rasterizes every glyph of every label each time
 //! it is drawn; that was about a fifth of a report's CPU time. [`Canvas`] draws the same
-//! pixels (same layout, same coverage, same blending) from glyphs rasterized once per thread.
+//! pixels (same layout, same coverage, same blending) from glyphs rasterized once.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use ab_glyph::{Font, FontRef, GlyphId, ScaleFont};
 use plotters::backend::{BitMapBackend, DrawingBackend};
@@ -43,7 +43,7 @@ struct Glyph {
 struct AtSize {
     ids: HashMap<char, (GlyphId, f32)>,
     kerns: HashMap<(GlyphId, GlyphId), f32>,
-    glyphs: HashMap<char, Option<Glyph>>,
+    glyphs: HashMap<char, Option<Arc<Glyph>>>,
 }
 
 impl AtSize {
@@ -63,7 +63,7 @@ impl AtSize {
             .or_insert_with(|| font().as_scaled(size).kern(a, b))
     }
 
-    fn glyph(&mut self, size: f32, c: char) -> Option<&Glyph> {
+    fn glyph(&mut self, size: f32, c: char) -> Option<Arc<Glyph>> {
         self.glyphs
             .entry(c)
             .or_insert_with(|| {
@@ -76,12 +76,12 @@ impl AtSize {
                         pixels.push((x as i32, y as i32, coverage));
                     }
                 });
-                Some(Glyph {
+                Some(Arc::new(Glyph {
                     y_shift: (size / 2.0 + bounds.min.y) as i32,
                     pixels,
-                })
+                }))
             })
-            .as_ref()
+            .clone()
     }
 
     /// plotters' layout box for `text`: its advance width and the font size over 1.24.
@@ -101,10 +101,20 @@ impl AtSize {
     }
 }
 
+/// Glyphs by font size (its bits), kept for the process's life and shared by every thread:
+/// charts use a handful of sizes and the characters of numbers and labels, and a live
+/// redraw draws each trial's chart on a thread of its own.
+static GLYPHS: LazyLock<Mutex<HashMap<u64, AtSize>>> = LazyLock::new(Mutex::default);
+
+/// Runs `f` on the cache for font size `size`.
+fn at_size<T>(size: f64, f: impl FnOnce(&mut AtSize) -> T) -> T {
+    // A panic while the lock was held cannot leave a half-made entry (each is inserted
+    // whole), so a poisoned cache is still good.
+    let mut sizes = GLYPHS.lock().unwrap_or_else(|e| e.into_inner());
+    f(sizes.entry(size.to_bits()).or_default())
+}
+
 thread_local! {
-    /// Glyphs by font size (its bits), kept for the thread's life: charts use a handful of
-    /// sizes and the characters of numbers and labels.
-    static GLYPHS: RefCell<HashMap<u64, AtSize>> = RefCell::new(HashMap::new());
     /// The last chart's pixel buffer, reused so each chart does not fault in fresh pages.
     static PIXELS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// The last chart's PNG file, reused likewise.
@@ -235,10 +245,12 @@ impl<'a> DrawingBackend for Canvas<'a> {
         let trans = style.transform();
         let (w, h) = self.get_size();
         let scale = size as f32;
-        GLYPHS.with_borrow_mut(|sizes| {
-            let cache = sizes.entry(size.to_bits()).or_default();
+        // Each glyph with its x offset, placed as plotters' `ab_glyph` code does; the cache
+        // is locked only while they are looked up, not while they are drawn.
+        let placed: Vec<(i32, Arc<Glyph>)> = at_size(size, |cache| {
             let mut x_shift = 0f32;
             let mut prev: Option<GlyphId> = None;
+            let mut placed = Vec::with_capacity(text.len());
             for c in text.chars() {
                 let (id, advance) = cache.id(scale, c);
                 if let Some(p) = prev {
@@ -246,29 +258,32 @@ impl<'a> DrawingBackend for Canvas<'a> {
                 }
                 prev = Some(id);
                 if let Some(glyph) = cache.glyph(scale, c) {
-                    let x0 = x_shift as i32;
-                    for &(gx, gy, coverage) in &glyph.pixels {
-                        let (x, y) = (gx + x0, gy + glyph.y_shift);
-                        let (x, y) = trans.transform(x + dx - min_x, y + dy - min_y);
-                        let (x, y) = (pos.0 + x, pos.1 + y);
-                        if x >= 0 && x < w as i32 && y >= 0 && y < h as i32 {
-                            let mixed = BackendColor {
-                                alpha: color.alpha * f64::from(coverage),
-                                rgb: color.rgb,
-                            };
-                            self.inner.draw_pixel((x, y), mixed)?;
-                        }
-                    }
+                    placed.push((x_shift as i32, glyph));
                 }
                 x_shift += advance;
             }
-            Ok(())
-        })
+            placed
+        });
+        for (x0, glyph) in &placed {
+            for &(gx, gy, coverage) in &glyph.pixels {
+                let (x, y) = (gx + x0, gy + glyph.y_shift);
+                let (x, y) = trans.transform(x + dx - min_x, y + dy - min_y);
+                let (x, y) = (pos.0 + x, pos.1 + y);
+                if x >= 0 && x < w as i32 && y >= 0 && y < h as i32 {
+                    let mixed = BackendColor {
+                        alpha: color.alpha * f64::from(coverage),
+                        rgb: color.rgb,
+                    };
+                    self.inner.draw_pixel((x, y), mixed)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 fn layout(size: f64, text: &str) -> ((i32, i32), (i32, i32)) {
-    GLYPHS.with_borrow_mut(|sizes| sizes.entry(size.to_bits()).or_default().layout(size, text))
+    at_size(size, |cache| cache.layout(size, text))
 }
 
 /// Hands `draw` a white canvas of `size` pixels, then writes it to `path` as PNG (see
