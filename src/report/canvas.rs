@@ -84,22 +84,41 @@ impl AtSize {
             .clone()
     }
 
-    /// plotters' layout box for `text`: its advance width and the font size over 1.24.
-    fn layout(&mut self, size: f64, text: &str) -> ((i32, i32), (i32, i32)) {
+    /// plotters' layout box for `text` (its advance width and the font size over 1.24), and,
+    /// given `placed`, each glyph with its x offset there, placed as plotters' `ab_glyph` code
+    /// does. The two sums add kerning and advances in the orders plotters does, so they
+    /// round alike.
+    fn layout(
+        &mut self,
+        size: f64,
+        text: &str,
+        mut placed: Option<&mut Vec<(i32, Arc<Glyph>)>>,
+    ) -> LayoutBox {
         let scale = size as f32;
-        let mut width = 0f32;
-        let mut prev = None;
+        let (mut width, mut x_shift) = (0f32, 0f32);
+        let mut prev: Option<GlyphId> = None;
         for c in text.chars() {
             let (id, advance) = self.id(scale, c);
+            let kern = prev.map(|p| self.kern(scale, p, id));
             width += advance;
-            if let Some(p) = prev {
-                width += self.kern(scale, p, id);
+            if let Some(k) = kern {
+                width += k;
+                x_shift += k;
             }
+            if let Some(placed) = placed.as_deref_mut()
+                && let Some(glyph) = self.glyph(scale, c)
+            {
+                placed.push((x_shift as i32, glyph));
+            }
+            x_shift += advance;
             prev = Some(id);
         }
         ((0, 0), (width as i32, (size / 1.24) as i32))
     }
 }
+
+/// A text's box as plotters gives it: `((min_x, min_y), (max_x, max_y))`.
+type LayoutBox = ((i32, i32), (i32, i32));
 
 /// Glyphs by font size (its bits), kept for the process's life and shared by every thread:
 /// charts use a handful of sizes and the characters of numbers and labels, and a live
@@ -210,7 +229,8 @@ impl<'a> DrawingBackend for Canvas<'a> {
         if style.family().as_str() != FAMILY {
             return self.inner.estimate_text_size(text, style);
         }
-        let ((min_x, min_y), (max_x, max_y)) = layout(style.size(), text);
+        let size = style.size();
+        let ((min_x, min_y), (max_x, max_y)) = at_size(size, |c| c.layout(size, text, None));
         let (w, h) = style.transform().transform(max_x - min_x, max_y - min_y);
         Ok((w.unsigned_abs(), h.unsigned_abs()))
     }
@@ -230,7 +250,10 @@ impl<'a> DrawingBackend for Canvas<'a> {
             return self.inner.draw_text(text, style, pos);
         }
         let size = style.size();
-        let ((min_x, min_y), (max_x, max_y)) = layout(size, text);
+        // The cache is locked only while the glyphs are looked up, not while they are drawn.
+        let mut placed = Vec::with_capacity(text.len());
+        let ((min_x, min_y), (max_x, max_y)) =
+            at_size(size, |c| c.layout(size, text, Some(&mut placed)));
         let (width, height) = (max_x - min_x, max_y - min_y);
         let dx = match style.anchor().h_pos {
             HPos::Left => 0,
@@ -244,26 +267,6 @@ impl<'a> DrawingBackend for Canvas<'a> {
         };
         let trans = style.transform();
         let (w, h) = self.get_size();
-        let scale = size as f32;
-        // Each glyph with its x offset, placed as plotters' `ab_glyph` code does; the cache
-        // is locked only while they are looked up, not while they are drawn.
-        let placed: Vec<(i32, Arc<Glyph>)> = at_size(size, |cache| {
-            let mut x_shift = 0f32;
-            let mut prev: Option<GlyphId> = None;
-            let mut placed = Vec::with_capacity(text.len());
-            for c in text.chars() {
-                let (id, advance) = cache.id(scale, c);
-                if let Some(p) = prev {
-                    x_shift += cache.kern(scale, p, id);
-                }
-                prev = Some(id);
-                if let Some(glyph) = cache.glyph(scale, c) {
-                    placed.push((x_shift as i32, glyph));
-                }
-                x_shift += advance;
-            }
-            placed
-        });
         for (x0, glyph) in &placed {
             for &(gx, gy, coverage) in &glyph.pixels {
                 let (x, y) = (gx + x0, gy + glyph.y_shift);
@@ -280,10 +283,6 @@ impl<'a> DrawingBackend for Canvas<'a> {
         }
         Ok(())
     }
-}
-
-fn layout(size: f64, text: &str) -> ((i32, i32), (i32, i32)) {
-    at_size(size, |cache| cache.layout(size, text))
 }
 
 /// Hands `draw` a white canvas of `size` pixels, then writes it to `path` as PNG (see

@@ -215,6 +215,20 @@ enum Key {
     Note(String),
 }
 
+impl Key {
+    /// The key's label.
+    fn text(&self) -> &str {
+        match self {
+            Key::Line { text, .. } => text,
+            Key::Cross(_, s)
+            | Key::Triangle(s)
+            | Key::Dot(_, s)
+            | Key::Heading(s)
+            | Key::Note(s) => s,
+        }
+    }
+}
+
 /// `text` in lines of at most `width` characters, broken between words, and at most `lines`
 /// of them (the last one cut with an ellipsis if the text goes on).
 fn wrap(text: &str, width: usize, lines: usize) -> Vec<String> {
@@ -313,16 +327,8 @@ fn legend_row<DB: DrawingBackend>(
     let right = i32::try_from(area.dim_in_pixel().0).unwrap_or(i32::MAX) - 10;
     let (mut x, mut y) = (20, y);
     for key in keys {
-        let label = match key {
-            Key::Line { text, .. } => text,
-            Key::Cross(_, s)
-            | Key::Triangle(s)
-            | Key::Dot(_, s)
-            | Key::Heading(s)
-            | Key::Note(s) => s,
-        };
         // A key that would run past the right edge starts a second row.
-        if x > 20 && x + 42 + 7 * label.chars().count() as i32 > right {
+        if x > 20 && x + 42 + 7 * key.text().chars().count() as i32 > right {
             (x, y) = (20, y + 22);
         }
         let (label, width) = match key {
@@ -1338,6 +1344,7 @@ pub fn replay(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn wrap_breaks_between_words_and_cuts_the_last_line() {
@@ -1350,7 +1357,6 @@ mod tests {
         assert_eq!(cut, vec!["one two", "three fo…"]);
         assert!(cut.iter().all(|l| l.chars().count() <= 9));
     }
-    use super::*;
 
     #[test]
     fn axis_values_are_short() {

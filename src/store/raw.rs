@@ -147,8 +147,7 @@ const ROWS_PER_STATEMENT: usize = 64;
 /// CONFLICT clause, may be empty), on `conn` inside its transaction, if it has one. The
 /// rows that do not fill a whole statement go in one at a time through a one-row statement
 /// (so no statement of an odd length is parsed). The statements are prepared once per call
-/// on the raw handle and run on the calling thread
-/// without a break (the scheduler commits on a task of its own, see `SqliteStore::commit`).
+/// on the raw handle and run on the calling thread without a break (the scheduler commits on a task of its own, see `SqliteStore::commit`).
 /// Through sqlx, every batch size was a statement prepared anew and each call a round trip
 /// to its thread: the digits sweep's commits of its steps and metrics took 100 ms.
 pub(crate) async fn insert_rows<const N: usize>(
@@ -165,16 +164,17 @@ pub(crate) async fn insert_rows<const N: usize>(
     };
     let mut locked = conn.lock_handle().await?;
     let db = locked.as_raw_handle().as_ptr();
-    let whole = rows.len() / ROWS_PER_STATEMENT * ROWS_PER_STATEMENT;
-    if whole > 0 {
+    let mut whole = rows.chunks_exact(ROWS_PER_STATEMENT);
+    if rows.len() >= ROWS_PER_STATEMENT {
         let stmt = prepare(db, &sql(ROWS_PER_STATEMENT))?;
-        for chunk in rows[..whole].chunks(ROWS_PER_STATEMENT) {
+        for chunk in &mut whole {
             run(db, &stmt, chunk)?;
         }
     }
-    if whole < rows.len() {
+    let rest = whole.remainder();
+    if !rest.is_empty() {
         let stmt = prepare(db, &sql(1))?;
-        for row in &rows[whole..] {
+        for row in rest {
             run(db, &stmt, std::slice::from_ref(row))?;
         }
     }
