@@ -165,7 +165,7 @@ where
         .configure_mesh()
         .x_labels(x_labels)
         .x_label_formatter(&epoch_label)
-        .light_line_style(WHITE)
+        .max_light_lines(0)
         .y_label_formatter(&value_label)
         .x_desc("epoch")
         .y_desc(y_desc)
@@ -747,7 +747,7 @@ pub fn summary(sweep: &str, s: &Summary, path: &Path) -> Result<(), String> {
             ($chart:ident) => {{
                 $chart
                     .configure_mesh()
-                    .light_line_style(WHITE)
+                    .max_light_lines(0)
                     .x_desc(x_desc.as_str())
                     .y_desc(y_desc.as_str())
                     .x_label_formatter(&x_label)
@@ -997,7 +997,7 @@ pub fn learning_curve(sweep: &str, lc: &LearningCurve, path: &Path) -> Result<()
             .map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(WHITE)
+            .max_light_lines(0)
             .x_desc("share of the training split used (log axis)")
             .y_desc("loss")
             .x_label_formatter(&|x| value_label(x))
@@ -1298,7 +1298,7 @@ pub fn replay(
             .map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(WHITE)
+            .max_light_lines(0)
             .x_desc("share of the full grid's trial-epochs")
             .y_desc(format!("regret (best {metric} found minus best overall)"))
             .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
