@@ -23,9 +23,11 @@ const ADAM_EPSILON: f32 = 1e-5;
 /// Marks a fused checkpoint, so a burn one is refused with a clear message.
 const MAGIC: &[u8; 8] = b"lcfused1";
 
-/// Defines `fn $name` to run its body compiled for AVX2 (8 floats per instruction instead of
-/// SSE2's 4) when the CPU has it. Without FMA contraction both versions round alike, so the
-/// numbers do not depend on the machine.
+/// Defines `fn $name` to run its body compiled for AVX-512 (16 floats per instruction) or
+/// AVX2 (8, instead of SSE2's 4), whichever the CPU has first. Without FMA contraction every
+/// version rounds alike, so the numbers do not depend on the machine (the digits trials'
+/// losses, per step too, are bit-identical with AVX-512 and AVX2). AVX-512 made gelu epochs
+/// 8-14% faster at every batch size, relu ones no faster (20 interleaved rounds).
 macro_rules! wide {
     (fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         fn $name($($arg: $ty),*) {
@@ -33,6 +35,14 @@ macro_rules! wide {
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f")]
+                fn wide512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if avx512() {
+                    // SAFETY: the CPU has AVX-512F (`avx512` checks).
+                    return unsafe { wide512($($arg),*) };
+                }
                 #[target_feature(enable = "avx2")]
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
@@ -345,8 +355,8 @@ impl<'a> View<'a> {
     }
 }
 
-/// Whether the GEMMs with row-major `b` run on AVX-512 (detected once; `LCURVE_NO_AVX512` set
-/// to anything turns it off, to compare).
+/// Whether the GEMMs and the element-wise loops (see `wide!`) run on AVX-512 (detected once;
+/// `LCURVE_NO_AVX512` set to anything turns it off, to compare).
 fn avx512() -> bool {
     static ON: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
         super::avx512::available() && std::env::var_os("LCURVE_NO_AVX512").is_none()
