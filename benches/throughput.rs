@@ -9,7 +9,8 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Distribution, Tensor};
@@ -198,15 +199,24 @@ fn sweep(engine: Engine, rounds: usize) {
     let (mut full, mut bare) = (f64::INFINITY, f64::INFINITY);
     let mut phases = [0.0f64; 3];
     let mut outside = Vec::new();
+    // Trainer threads' wall and CPU time, in the runs and alone.
+    let (mut in_run, mut in_bare) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let started = Instant::now();
+        let accounts = Arc::new(Accounts::default());
         let clock = timed_run(
             &rt,
             &spec,
             Some(&split.record),
-            || Ok(MlpTrainer::new(&split)),
+            || {
+                Ok(Accounted {
+                    inner: MlpTrainer::new(&split),
+                    accounts: accounts.clone(),
+                })
+            },
             Some(Duration::from_secs(5)),
         );
+        in_run.push(accounts.off_cpu());
         let total = started.elapsed().as_secs_f64();
         if total < full {
             full = total;
@@ -218,7 +228,11 @@ fn sweep(engine: Engine, rounds: usize) {
             ];
         }
 
-        let trainer = MlpTrainer::new(&split);
+        let accounts = Arc::new(Accounts::default());
+        let trainer = Accounted {
+            inner: MlpTrainer::new(&split),
+            accounts: accounts.clone(),
+        };
         let next = AtomicUsize::new(0);
         let started = Instant::now();
         std::thread::scope(|s| {
@@ -235,10 +249,13 @@ fn sweep(engine: Engine, rounds: usize) {
             }
         });
         let alone = started.elapsed().as_secs_f64();
+        in_bare.push(accounts.off_cpu());
         bare = bare.min(alone);
         outside.push((total - alone).max(0.0) / total);
     }
     outside.sort_by(f64::total_cmp);
+    in_run.sort_by(f64::total_cmp);
+    in_bare.sort_by(f64::total_cmp);
     println!(
         "sweep ({} engine): sweeps/digits.toml, stopping off, reports on, 2 at once: {} trials, {epochs} trial-epochs",
         engine.name(),
@@ -253,6 +270,14 @@ fn sweep(engine: Engine, rounds: usize) {
         "  phases of that run: opening the database and the sweep {:.3} s, training {:.3} s, final report {:.3} s",
         phases[0], phases[1], phases[2]
     );
+    // The burn engine trains on a rayon pool's thread, not the calling one: not measured.
+    if engine == Engine::Fused {
+        println!(
+            "  training threads off their CPU (waiting, or preempted by the run's other threads): {:.1}% of their time in the runs, {:.1}% alone (medians)",
+            100.0 * in_run[in_run.len() / 2],
+            100.0 * in_bare[in_bare.len() / 2]
+        );
+    }
     println!(
         "  against the two-process Python sweep ({PYTHON_TWO_PROCESSES_S} s, issue 7): {:.2}x its time (goal: 0.3x)",
         full / PYTHON_TWO_PROCESSES_S
@@ -294,6 +319,60 @@ fn timed_run<T: Trainer>(
         assert!(r.report.failed.is_empty());
     });
     clock
+}
+
+/// A trainer that adds up the wall and CPU time of its threads' `train` calls.
+struct Accounted<T> {
+    inner: T,
+    accounts: Arc<Accounts>,
+}
+
+/// Nanoseconds of wall and of CPU time spent training.
+#[derive(Default)]
+struct Accounts {
+    wall: AtomicU64,
+    cpu: AtomicU64,
+}
+
+impl Accounts {
+    /// The share of the training threads' time they were not on a CPU.
+    fn off_cpu(&self) -> f64 {
+        let wall = self.wall.load(Ordering::Relaxed) as f64;
+        let cpu = self.cpu.load(Ordering::Relaxed) as f64;
+        if wall > 0.0 {
+            (wall - cpu).max(0.0) / wall
+        } else {
+            0.0
+        }
+    }
+}
+
+/// This thread's CPU time, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `t` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+impl<T: Trainer> Trainer for Accounted<T> {
+    fn train(
+        &self,
+        config: &lcurve::spec::TrialConfig,
+        resume: Option<&lcurve::trainer::Checkpoint>,
+        on_epoch: &mut lcurve::trainer::EpochSink,
+    ) -> Result<lcurve::trainer::TrainEnd, lcurve::trainer::TrainError> {
+        let (wall, cpu) = (Instant::now(), thread_cpu_ns());
+        let end = self.inner.train(config, resume, on_epoch);
+        let cpu = thread_cpu_ns() - cpu;
+        let wall = wall.elapsed().as_nanos() as u64;
+        self.accounts.wall.fetch_add(wall, Ordering::Relaxed);
+        self.accounts.cpu.fetch_add(cpu, Ordering::Relaxed);
+        end
+    }
 }
 
 /// When training began and when its last trial finished (the final report is not timed).
