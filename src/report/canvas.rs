@@ -234,12 +234,19 @@ impl<'a> DrawingBackend for Canvas<'a> {
         self.inner.draw_rect(upper_left, bottom_right, style, fill)
     }
 
+    /// plotters' default: lines one pixel wide segment by segment, wider ones as polygons,
+    /// filled by [`super::polygon::fill_polygon`].
     fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         path: I,
         style: &S,
     ) -> Result<(), Error<'a>> {
-        self.inner.draw_path(path, style)
+        if style.stroke_width() == 1 || style.color().alpha == 0.0 {
+            return self.inner.draw_path(path, style);
+        }
+        let points: Vec<_> = path.into_iter().collect();
+        let polygon = plotters_backend::rasterizer::polygonize(&points, style.stroke_width());
+        self.fill_polygon(polygon, &style.color())
     }
 
     fn draw_circle<S: BackendStyle>(
@@ -257,7 +264,8 @@ impl<'a> DrawingBackend for Canvas<'a> {
         vert: I,
         style: &S,
     ) -> Result<(), Error<'a>> {
-        self.inner.fill_polygon(vert, style)
+        let vertices: Vec<_> = vert.into_iter().collect();
+        super::polygon::fill_polygon(&mut self.inner, &vertices, style)
     }
 
     fn blit_bitmap(
