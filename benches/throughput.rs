@@ -216,8 +216,8 @@ fn sweep(engine: Engine, rounds: usize) {
             },
             Some(Duration::from_secs(5)),
         );
-        in_run.push(accounts.off_cpu());
         let total = started.elapsed().as_secs_f64();
+        in_run.push(accounts.off_cpu());
         if total < full {
             full = total;
             let (first, last) = (clock.first.unwrap(), clock.last.unwrap());

@@ -142,8 +142,9 @@ thread_local! {
     static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// plotters' bitmap backend with text drawn from the glyph cache; everything else is passed
-/// through unchanged.
+/// plotters' bitmap backend with text drawn from the glyph cache and polygons (lines wider
+/// than a pixel among them) filled by [`super::polygon`]; everything else is passed through
+/// unchanged.
 pub struct Canvas<'a> {
     inner: BitMapBackend<'a>,
     /// The text's pixels, in the order drawn, for [`paint`] to blend in at the end.
@@ -362,8 +363,9 @@ pub(super) fn draw_png(
 }
 
 /// Hands `draw` a canvas on `pixels` (RGB, `size`), then blends in the text it drew. Text
-/// goes on last: plotters' bitmap backend blended every text pixel through its bounds-checked
-/// `draw_pixel` with a libm `floor`, 15% of a report's CPU time; here it is one tight loop.
+/// goes on last, in one tight loop: plotters' bitmap backend blended every text pixel through
+/// its bounds-checked `draw_pixel` with a libm `floor` (text took 15.7% of a report's CPU
+/// samples that way, 13.4% this way).
 /// Text thus ends up on top of whatever is drawn after it: in the 124 charts of 7 example
 /// sweeps that changed one byte in two files, where a marker touched a tick label.
 fn paint(
