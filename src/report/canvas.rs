@@ -140,6 +140,8 @@ thread_local! {
     static PIXELS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// The last chart's PNG file, reused likewise.
     static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The last chart's text pixels (see [`paint`]), reused likewise.
+    static TEXT: Rc<RefCell<Vec<TextPixel>>> = Rc::default();
 }
 
 /// plotters' bitmap backend with text drawn from the glyph cache and polygons (lines wider
@@ -247,7 +249,7 @@ impl<'a> DrawingBackend for Canvas<'a> {
         }
         let points: Vec<_> = path.into_iter().collect();
         let polygon = plotters_backend::rasterizer::polygonize(&points, style.stroke_width());
-        self.fill_polygon(polygon, &style.color())
+        super::polygon::fill_polygon(&mut self.inner, &polygon, &style.color())
     }
 
     fn draw_circle<S: BackendStyle>(
@@ -365,17 +367,13 @@ pub(super) fn draw_png(
 /// Hands `draw` a canvas on `pixels` (RGB, `size`), then blends in the text it drew. Text
 /// goes on last, in one tight loop: plotters' bitmap backend blended every text pixel through
 /// its bounds-checked `draw_pixel` with a libm `floor` (text took 15.7% of a report's CPU
-/// samples that way, 13.4% this way).
-/// Text thus ends up on top of whatever is drawn after it: in the 124 charts of 7 example
+/// samples that way, 13.4% this way). Text thus ends up on top of whatever is drawn after it: in the 124 charts of 7 example
 /// sweeps that changed one byte in two files, where a marker touched a tick label.
 fn paint(
     pixels: &mut [u8],
     size: (u32, u32),
     draw: impl FnOnce(DrawingArea<Canvas<'_>, Shift>) -> Result<(), String>,
 ) -> Result<(), String> {
-    thread_local! {
-        static TEXT: Rc<RefCell<Vec<TextPixel>>> = Rc::default();
-    }
     let text = TEXT.with(Rc::clone);
     text.borrow_mut().clear();
     {

@@ -147,7 +147,8 @@ const ROWS_PER_STATEMENT: usize = 64;
 /// CONFLICT clause, may be empty), on `conn` inside its transaction, if it has one. The
 /// rows that do not fill a whole statement go in one at a time through a one-row statement
 /// (so no statement of an odd length is parsed). The statements are prepared once per call
-/// on the raw handle and run on the calling thread without a break (the scheduler commits on a task of its own, see `SqliteStore::commit`).
+/// on the raw handle and run on the calling thread without a break (the scheduler commits on
+/// a task of its own, see `SqliteStore::commit`).
 /// Through sqlx, every batch size was a statement prepared anew and each call a round trip
 /// to its thread: the digits sweep's commits of its steps and metrics took 100 ms.
 pub(crate) async fn insert_rows<const N: usize>(
