@@ -201,6 +201,8 @@ fn sweep(engine: Engine, rounds: usize) {
     let mut outside = Vec::new();
     // Trainer threads' wall and CPU time, in the runs and alone.
     let (mut in_run, mut in_bare) = (Vec::new(), Vec::new());
+    // Their CPU seconds, in the runs and alone.
+    let (mut cpu_run, mut cpu_bare) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let started = Instant::now();
         let accounts = Arc::new(Accounts::default());
@@ -218,6 +220,7 @@ fn sweep(engine: Engine, rounds: usize) {
         );
         let total = started.elapsed().as_secs_f64();
         in_run.push(accounts.off_cpu());
+        cpu_run.push(accounts.cpu_s());
         if total < full {
             full = total;
             let (first, last) = (clock.first.unwrap(), clock.last.unwrap());
@@ -250,12 +253,15 @@ fn sweep(engine: Engine, rounds: usize) {
         });
         let alone = started.elapsed().as_secs_f64();
         in_bare.push(accounts.off_cpu());
+        cpu_bare.push(accounts.cpu_s());
         bare = bare.min(alone);
         outside.push((total - alone).max(0.0) / total);
     }
     outside.sort_by(f64::total_cmp);
     in_run.sort_by(f64::total_cmp);
     in_bare.sort_by(f64::total_cmp);
+    cpu_run.sort_by(f64::total_cmp);
+    cpu_bare.sort_by(f64::total_cmp);
     println!(
         "sweep ({} engine): sweeps/digits.toml, stopping off, reports on, 2 at once: {} trials, {epochs} trial-epochs",
         engine.name(),
@@ -276,6 +282,11 @@ fn sweep(engine: Engine, rounds: usize) {
             "  training threads off their CPU (waiting, or preempted by the run's other threads): {:.1}% of their time in the runs, {:.1}% alone (medians)",
             100.0 * in_run[in_run.len() / 2],
             100.0 * in_bare[in_bare.len() / 2]
+        );
+        println!(
+            "  training threads' CPU time: {:.3} s in the runs, {:.3} s alone (medians; more in a run: caches and cores shared with the other work)",
+            cpu_run[cpu_run.len() / 2],
+            cpu_bare[cpu_bare.len() / 2]
         );
     }
     println!(
@@ -344,6 +355,11 @@ impl Accounts {
         } else {
             0.0
         }
+    }
+
+    /// The training threads' CPU time, in seconds.
+    fn cpu_s(&self) -> f64 {
+        self.cpu.load(Ordering::Relaxed) as f64 / 1e9
     }
 }
 
