@@ -28,7 +28,8 @@ pub struct RunOptions {
     pub live_report: Option<Duration>,
 }
 
-/// What the live redraw watches: trials ended so far, whether the run has reached its tail
+/// What the live redraw watches: trial ends committed so far (a redraw reads the database,
+/// which shows an end only once it is committed), whether the run has reached its tail
 /// (every trial started, and fewer running than may run at once, so a core is idle), and
 /// whether the run is over.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,7 +39,7 @@ struct Live {
     over: bool,
 }
 
-/// Passes progress on, and counts trial starts and ends for the live redraw.
+/// Passes progress on, and tells the live redraw of committed trial ends and the tail.
 struct Counting<'a> {
     inner: &'a mut dyn Progress,
     live: &'a watch::Sender<Live>,
@@ -57,25 +58,38 @@ impl Progress for Counting<'_> {
     }
     fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
         self.inner.finished(ordinal, label, o, running);
-        let tail = self.unstarted == 0 && running.len() < self.max_parallel;
-        self.live.send_modify(|l| {
-            l.ended += 1;
-            l.tail |= tail;
-        });
+        if self.unstarted == 0 && running.len() < self.max_parallel {
+            self.live
+                .send_if_modified(|l| !std::mem::replace(&mut l.tail, true));
+        }
     }
     fn paused(&mut self, ordinal: usize, label: &str, epoch: usize, running: &[usize]) {
         self.inner.paused(ordinal, label, epoch, running);
-        self.live.send_modify(|l| l.ended += 1);
     }
     fn epoch(&mut self, e: &EpochProgress) {
         self.inner.epoch(e);
     }
+    fn saved(&mut self, ends: usize) {
+        self.inner.saved(ends);
+        self.live.send_if_modified(|l| {
+            let more = ends > l.ended;
+            l.ended = l.ended.max(ends);
+            more
+        });
+    }
 }
 
-/// Redraws while the run goes on (see [`report::Live`]): each trial's chart once it has
-/// ended, at the lowest priority, and, after a trial ended, the page with the summary charts
-/// at the run's tail (a core is idle then) or when `every` has passed (and at most ~5% of
-/// the time). Failures are left to the final redraw, which reports them.
+/// How long the run's tail must have lasted before the live redraw draws the page in it. A
+/// short tail is over before a person looks, and the final redraw draws the page again: in
+/// the digits sweep (a tail of 10-50 ms) a page drawn there was drawn again at the end, or,
+/// still being drawn when the run ended, held the final redraw up by up to a chart (5-10 ms).
+const TAIL_PAGE_AFTER: Duration = Duration::from_secs(1);
+
+/// Redraws while the run goes on (see [`report::Live`]): each trial's chart once its end is
+/// committed, at the lowest priority, and, after a trial ended, the page with the summary
+/// charts when `every` has passed (and at most ~5% of the time); in the run's tail (a core
+/// is idle then), the page once the tail has lasted [`TAIL_PAGE_AFTER`]. Failures are left
+/// to the final redraw, which reports them.
 async fn redraw_while_running<S: Store>(
     store: &S,
     sweep: &str,
@@ -88,20 +102,37 @@ async fn redraw_while_running<S: Store>(
     // Ended trials' charts are final: drawn in the time training leaves, they need not be
     // drawn at the end (the digits sweep's 37 charts took 58-143 ms there).
     let mut next_page = Instant::now() + every;
-    let (mut seen, mut tail_drawn) = (0, false);
+    let (mut seen, mut tail_since, mut tail_drawn) = (0, None::<Instant>, false);
     loop {
-        let Ok(now) = live
-            .wait_for(|l| l.over || l.ended > seen)
-            .await
-            .map(|l| *l)
-        else {
+        let waiting_for_tail = tail_since.is_none();
+        let wait = live.wait_for(|l| l.over || l.ended > seen || (l.tail && waiting_for_tail));
+        let now = match tail_since.filter(|_| !tail_drawn) {
+            Some(since) => {
+                let due = tokio::time::Instant::from_std(since + TAIL_PAGE_AFTER);
+                let changed = tokio::time::timeout_at(due, wait)
+                    .await
+                    .map(|c| c.map(|l| *l));
+                // Timed out: the tail's page is due.
+                changed.unwrap_or_else(|_| Ok(*live.borrow()))
+            }
+            None => wait.await.map(|l| *l),
+        };
+        let Ok(now) = now else {
             return;
         };
         if now.over {
             return;
         }
+        if now.tail {
+            tail_since.get_or_insert_with(Instant::now);
+        }
+        let tail_page = !tail_drawn && tail_since.is_some_and(|t| t.elapsed() >= TAIL_PAGE_AFTER);
+        let page = (now.ended > seen && Instant::now() >= next_page) || tail_page;
+        if now.ended == seen && !page {
+            // Woken by the tail's start: nothing new to draw yet.
+            continue;
+        }
         seen = now.ended;
-        let page = Instant::now() >= next_page || (now.tail && !tail_drawn);
         tail_drawn |= page && now.tail;
         let started = Instant::now();
         let how = report::Live {

@@ -36,6 +36,11 @@ pub trait Progress {
     fn paused(&mut self, _ordinal: usize, _label: &str, _epoch: usize, _running: &[usize]) {}
     /// An epoch of a running trial was stored.
     fn epoch(&mut self, _e: &EpochProgress) {}
+    /// The first `ends` trial ends of this run (each `finished` and `paused`, counted in
+    /// the order they were reported) are committed, so the database shows them; called
+    /// after those calls, each time the count grows while the run goes on (not for the
+    /// commit that ends it).
+    fn saved(&mut self, _ends: usize) {}
 }
 
 /// One stored epoch of a running trial, for progress lines.
@@ -129,6 +134,7 @@ pub async fn run<S: Store, T: Trainer>(
             });
             if let Some((trial, decision)) = promotion {
                 unsaved.flush(store).await?;
+                unsaved.tell(progress);
                 resume(
                     store,
                     &mut book,
@@ -193,8 +199,9 @@ pub async fn run<S: Store, T: Trainer>(
                 }
                 continue;
             }
-            result = Unsaved::committed(&mut unsaved.committing), if committing => {
+            result = unsaved.committed(), if committing => {
                 result?;
+                unsaved.tell(progress);
                 unsaved.start(store);
                 continue;
             }
@@ -219,8 +226,15 @@ pub async fn run<S: Store, T: Trainer>(
         }
         // Writes wait up to COMMIT_EVERY to share a transaction, trials' ends and pauses
         // too: committing at each trial's end made 32 commits of the digits sweep instead of
-        // 7. The commit runs while this loop goes on answering trainers.
+        // 7. The commit runs while this loop goes on answering trainers. At the run's tail
+        // (nothing left to start, a core idle, a trial still training) an end is committed
+        // at once: the idle core pays for it, and the live report can draw the trial's final
+        // chart there (see `Progress::saved`) instead of after the run.
+        let tail_end = book.queue.is_empty()
+            && (1..opts.max_parallel).contains(&running.len())
+            && !(step.ended.is_empty() && step.paused.is_empty());
         unsaved.add(step.writes);
+        unsaved.urgent |= tail_end;
         unsaved.start(store);
         for e in &step.epochs {
             progress.epoch(e);
@@ -242,6 +256,8 @@ pub async fn run<S: Store, T: Trainer>(
             );
         }
     }
+    // Not told: the run is over, and the final redraw follows (a live redraw started now
+    // would only hold it up).
     unsaved.flush(store).await?;
     store.finish_sweep(sweep_id).await?;
     Ok(summary)
@@ -267,13 +283,40 @@ struct Unsaved<'s> {
     writes: Vec<Write>,
     since: Option<tokio::time::Instant>,
     committing: Option<Commit<'s>>,
+    /// Commit what waits as soon as no commit is under way, without waiting for
+    /// COMMIT_EVERY (set when a trial ends at the run's tail).
+    urgent: bool,
+    ends: Ends,
+}
+
+/// Trial ends (`Finish` and `Pause` writes) of this run: how many were added, how many the
+/// commit under way and those before it hold, how many are committed, and how many of those
+/// [`Progress::saved`] has been told.
+#[derive(Default)]
+struct Ends {
+    added: usize,
+    committing: usize,
+    saved: usize,
+    told: usize,
 }
 
 impl<'s> Unsaved<'s> {
     fn add(&mut self, writes: Vec<Write>) {
         if !writes.is_empty() {
             self.since.get_or_insert_with(tokio::time::Instant::now);
+            self.ends.added += writes
+                .iter()
+                .filter(|w| matches!(w, Write::Finish { .. } | Write::Pause { .. }))
+                .count();
             self.writes.extend(writes);
+        }
+    }
+
+    /// Tells `progress` how many trial ends are committed, if that grew.
+    fn tell(&mut self, progress: &mut dyn Progress) {
+        if self.ends.saved > self.ends.told {
+            self.ends.told = self.ends.saved;
+            progress.saved(self.ends.saved);
         }
     }
 
@@ -288,7 +331,8 @@ impl<'s> Unsaved<'s> {
 
     /// Starts committing what waits, if it is due and no commit is under way.
     fn start<S: Store>(&mut self, store: &'s S) {
-        let due = self.writes.len() >= COMMIT_AT
+        let due = self.urgent
+            || self.writes.len() >= COMMIT_AT
             || self
                 .since
                 .is_some_and(|s| s + COMMIT_EVERY <= tokio::time::Instant::now());
@@ -297,27 +341,34 @@ impl<'s> Unsaved<'s> {
         }
         let writes = std::mem::take(&mut self.writes);
         self.since = None;
+        self.urgent = false;
+        self.ends.committing = self.ends.added;
         self.committing = Some(Box::pin(store.commit(writes)));
     }
 
     /// Waits for the commit under way; `Ok` at once when there is none.
-    async fn committed(committing: &mut Option<Commit<'s>>) -> Result<(), StoreError> {
-        let result = match committing.as_mut() {
+    async fn committed(&mut self) -> Result<(), StoreError> {
+        let result = match self.committing.as_mut() {
             Some(commit) => commit.await,
             None => Ok(()),
         };
-        *committing = None;
+        if self.committing.take().is_some() && result.is_ok() {
+            self.ends.saved = self.ends.committing;
+        }
         result
     }
 
     /// Commits everything: the commit under way, then what waits.
     async fn flush<S: Store>(&mut self, store: &S) -> Result<(), StoreError> {
-        Self::committed(&mut self.committing).await?;
+        self.committed().await?;
         if !self.writes.is_empty() {
             store.apply(&self.writes).await?;
             self.writes.clear();
         }
         self.since = None;
+        self.urgent = false;
+        self.ends.committing = self.ends.added;
+        self.ends.saved = self.ends.added;
         Ok(())
     }
 }

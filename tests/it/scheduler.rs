@@ -705,3 +705,86 @@ async fn with_own_curve_rules_trainers_do_not_wait_for_the_scheduler() {
         assert_eq!(epochs, [1, 2, 3, 4, 5, 6].repeat(4), "{stopping:?}");
     }
 }
+
+/// Records, at each `saved(n)`, how many trial ends had been reported, and how many trials
+/// the database showed as ended, read on a connection of its own.
+struct Saving {
+    db: std::path::PathBuf,
+    reported: usize,
+    told: Vec<(usize, usize, i64)>,
+}
+
+impl lcurve::scheduler::Progress for Saving {
+    fn finished(&mut self, _: usize, _: &str, _: &lcurve::store::TrialOutcome, _: &[usize]) {
+        self.reported += 1;
+    }
+
+    fn saved(&mut self, ends: usize) {
+        let url = format!("sqlite://{}", self.db.display());
+        let stored = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM trials WHERE state NOT IN ('pending', 'running')",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+                n
+            })
+        });
+        self.told.push((ends, self.reported, stored));
+    }
+}
+
+/// The run is told how many trial ends are committed, after they were reported, and only
+/// once the database shows them: the live report reads them from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trial_ends_are_told_once_the_database_shows_them() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(&SMALL.replace(
+        "learning_rate = [0.001, 0.01]",
+        "learning_rate = [0.001, 0.002, 0.003]",
+    ));
+    let trainer = SyntheticTrainer {
+        epoch_delay: Duration::from_millis(15),
+        ..Default::default()
+    };
+    let mut progress = Saving {
+        db: db.path.clone(),
+        reported: 0,
+        told: Vec::new(),
+    };
+    let r = run_sweep(
+        &store,
+        &s,
+        None,
+        || Ok(trainer),
+        &opts(&db),
+        &mut progress,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&6));
+    // Six trials of 90 ms, two at a time, and commits at most 100 ms apart: some ends are
+    // committed while the run goes on.
+    assert!(!progress.told.is_empty(), "no ends were told");
+    let mut last = 0;
+    for &(ends, reported, stored) in &progress.told {
+        assert!(ends > last, "counts grow: {:?}", progress.told);
+        assert!(
+            ends <= reported,
+            "told before reported: {:?}",
+            progress.told
+        );
+        assert!(
+            stored >= ends as i64,
+            "told before the database showed them: {:?}",
+            progress.told
+        );
+        last = ends;
+    }
+}
