@@ -546,6 +546,7 @@ async fn run(
     };
     progress.clear();
     let result = result?;
+    store.close().await;
     if result.engine != spec.train.engine {
         eprintln!(
             "sweep `{}` was begun by an older lcurve on the {} engine and continues on it; to retrain it on the {} engine, add engine = \"{}\" under [train] and pass --replace",

@@ -268,6 +268,12 @@ pub trait Store {
     }
     /// Sets `finished_at` when no trial is pending or running.
     async fn finish_sweep(&self, sweep_id: i64) -> Result<(), StoreError>;
+    /// Moves what is committed into the database file proper, so that closing the store
+    /// afterwards is quick (SQLite: copies the write-ahead log back into the file). A store
+    /// without such a log has nothing to do.
+    async fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError>;
     /// Every sweep with its trial counts; for listing, so `data` and `source` are not read.

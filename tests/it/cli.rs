@@ -52,6 +52,20 @@ fn a_real_sweep_stores_every_epoch_and_draws_charts() {
         "progress, with the time left, is shown: {}",
         text(&out)
     );
+    // The file alone holds the sweep: the run moved SQLite's write-ahead log into it and
+    // closed it, so a copy of `lcurve.db` without its `-wal` beside it has every row.
+    assert!(!dir.join("lcurve.db-wal").exists(), "the log is left over");
+    std::fs::copy(dir.join("lcurve.db"), dir.join("copy.db")).unwrap();
+    let copied = lcurve(
+        dir,
+        &[
+            "--db",
+            "copy.db",
+            "query",
+            "select count(*) as n from metrics",
+        ],
+    );
+    assert!(text(&copied).contains("│ 16 │"), "{}", text(&copied));
 
     let q = lcurve(
         dir,
