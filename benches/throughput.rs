@@ -203,8 +203,11 @@ fn sweep(engine: Engine, rounds: usize) {
     let (mut in_run, mut in_bare) = (Vec::new(), Vec::new());
     // Their CPU seconds, in the runs and alone.
     let (mut cpu_run, mut cpu_bare) = (Vec::new(), Vec::new());
+    // The CPU time of everything in a run but the training threads, and its share.
+    let mut other_cpu = Vec::new();
     for _ in 0..rounds {
         let started = Instant::now();
+        let process_cpu = process_cpu_ns();
         let accounts = Arc::new(Accounts::default());
         let clock = timed_run(
             &rt,
@@ -219,8 +222,13 @@ fn sweep(engine: Engine, rounds: usize) {
             Some(Duration::from_secs(5)),
         );
         let total = started.elapsed().as_secs_f64();
+        let process_cpu = (process_cpu_ns() - process_cpu) as f64 / 1e9;
         in_run.push(accounts.off_cpu());
         cpu_run.push(accounts.cpu_s());
+        other_cpu.push((
+            process_cpu - accounts.cpu_s(),
+            (process_cpu - accounts.cpu_s()) / process_cpu,
+        ));
         if total < full {
             full = total;
             let (first, last) = (clock.first.unwrap(), clock.last.unwrap());
@@ -261,6 +269,7 @@ fn sweep(engine: Engine, rounds: usize) {
     in_run.sort_by(f64::total_cmp);
     in_bare.sort_by(f64::total_cmp);
     cpu_run.sort_by(f64::total_cmp);
+    other_cpu.sort_by(|a, b| a.0.total_cmp(&b.0));
     cpu_bare.sort_by(f64::total_cmp);
     println!(
         "sweep ({} engine): sweeps/digits.toml, stopping off, reports on, 2 at once: {} trials, {epochs} trial-epochs",
@@ -273,7 +282,7 @@ fn sweep(engine: Engine, rounds: usize) {
         100.0 * outside[outside.len() / 2]
     );
     println!(
-        "  phases of that run: opening the database and the sweep {:.3} s, training {:.3} s, final report {:.3} s",
+        "  phases of that run: opening the database and the sweep {:.3} s, training {:.3} s, final report (with the database log settled into its file meanwhile) {:.3} s",
         phases[0], phases[1], phases[2]
     );
     // The burn engine trains on a rayon pool's thread, not the calling one: not measured.
@@ -287,6 +296,14 @@ fn sweep(engine: Engine, rounds: usize) {
             "  training threads' CPU time: {:.3} s in the runs, {:.3} s alone (medians; more in a run: caches and cores shared with the other work)",
             cpu_run[cpu_run.len() / 2],
             cpu_bare[cpu_bare.len() / 2]
+        );
+        let (other, share) = other_cpu[other_cpu.len() / 2];
+        println!(
+            "  CPU time of everything but training in a run (scheduler, database, charts, kernel): {:.0} ms, {:.1}% of the run's CPU time (median; range {:.0}-{:.0} ms)",
+            1e3 * other,
+            100.0 * share,
+            1e3 * other_cpu[0].0,
+            1e3 * other_cpu[other_cpu.len() - 1].0
         );
     }
     println!(
@@ -365,12 +382,21 @@ impl Accounts {
 
 /// This thread's CPU time, in nanoseconds.
 fn thread_cpu_ns() -> u64 {
+    cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The CPU time of all of this process's threads, in nanoseconds.
+fn process_cpu_ns() -> u64 {
+    cpu_clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock_ns(clock: libc::clockid_t) -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec, which `t` is.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    unsafe { libc::clock_gettime(clock, &mut t) };
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
