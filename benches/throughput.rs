@@ -293,7 +293,7 @@ fn sweep(engine: Engine, rounds: usize) {
             100.0 * in_bare[in_bare.len() / 2]
         );
         println!(
-            "  training threads' CPU time: {:.3} s in the runs, {:.3} s alone (medians; more in a run: caches and cores shared with the other work)",
+            "  training threads' CPU time: {:.3} s in the runs, {:.3} s alone (medians)",
             cpu_run[cpu_run.len() / 2],
             cpu_bare[cpu_bare.len() / 2]
         );

@@ -323,7 +323,7 @@ pub async fn run_sweep<S: Store, T: Trainer>(
     };
     // While the final report draws (on every core), the database settles its log into the
     // file, so closing it afterwards is quick (the digits sweep's close took 6-7 ms, most of
-    // it waiting for the disk).
+    // it waiting for the disk). If it fails, the log stays beside the file, which is safe.
     let (report, _) = tokio::join!(
         redraw(store, spec.name.as_str(), &opts.reports, &mut drawn, None),
         store.settle()

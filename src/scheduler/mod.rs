@@ -282,20 +282,19 @@ type Commit<'s> = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> 
 struct Unsaved<'s> {
     writes: Vec<Write>,
     since: Option<tokio::time::Instant>,
-    committing: Option<Commit<'s>>,
+    /// The commit under way, and how many trial ends it and those before it hold.
+    committing: Option<(Commit<'s>, usize)>,
     /// Commit what waits as soon as no commit is under way, without waiting for
     /// COMMIT_EVERY (set when a trial ends at the run's tail).
     urgent: bool,
     ends: Ends,
 }
 
-/// Trial ends (`Finish` and `Pause` writes) of this run: how many were added, how many the
-/// commit under way and those before it hold, how many are committed, and how many of those
-/// [`Progress::saved`] has been told.
+/// Trial ends (`Finish` and `Pause` writes) of this run: how many were added, how many are
+/// committed, and how many of those [`Progress::saved`] has been told.
 #[derive(Default)]
 struct Ends {
     added: usize,
-    committing: usize,
     saved: usize,
     told: usize,
 }
@@ -342,19 +341,19 @@ impl<'s> Unsaved<'s> {
         let writes = std::mem::take(&mut self.writes);
         self.since = None;
         self.urgent = false;
-        self.ends.committing = self.ends.added;
-        self.committing = Some(Box::pin(store.commit(writes)));
+        self.committing = Some((Box::pin(store.commit(writes)), self.ends.added));
     }
 
     /// Waits for the commit under way; `Ok` at once when there is none.
     async fn committed(&mut self) -> Result<(), StoreError> {
-        let result = match self.committing.as_mut() {
-            Some(commit) => commit.await,
-            None => Ok(()),
+        let Some((commit, ends)) = self.committing.as_mut() else {
+            return Ok(());
         };
-        if self.committing.take().is_some() && result.is_ok() {
-            self.ends.saved = self.ends.committing;
+        let result = commit.await;
+        if result.is_ok() {
+            self.ends.saved = *ends;
         }
+        self.committing = None;
         result
     }
 
@@ -367,7 +366,6 @@ impl<'s> Unsaved<'s> {
         }
         self.since = None;
         self.urgent = false;
-        self.ends.committing = self.ends.added;
         self.ends.saved = self.ends.added;
         Ok(())
     }
