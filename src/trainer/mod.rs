@@ -1,6 +1,7 @@
 //! The `Trainer` extension point: trains one trial, epoch by epoch, reporting each epoch and
 //! obeying the scheduler's continue/stop answer. Trainers know nothing of the store.
 
+mod avx2;
 mod avx512;
 mod burn;
 mod checkpoint;
