@@ -162,10 +162,6 @@ unsafe fn block<const R: usize, const NV: usize>(at: &Block) {
 pub(super) mod tests {
     use super::*;
 
-    /// A GEMM kernel of this signature, as `avx2.rs` and this file have.
-    type Kernel<'a> = dyn Fn(&mut [f32], &[f32], (usize, usize), &[f32], (usize, usize, usize), Option<&[f32]>)
-        + 'a;
-
     /// The same product, one dot product at a time in f64.
     fn naive(
         a: &[f32],
@@ -198,7 +194,6 @@ pub(super) mod tests {
             Option<&[f32]>,
         ),
     ) {
-        let kernel: &Kernel = &kernel;
         let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
         for (m, k, n) in [
             (1, 1, 1),
