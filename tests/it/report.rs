@@ -256,7 +256,10 @@ async fn a_headless_browser_shows_the_page_with_its_charts() {
 fn the_report_fills_in_while_the_sweep_runs() {
     let db = TempDb::new();
     let dir = db.dir.path();
-    let sweep = "name = \"live\"\n[train]\nmax_parallel = 2\n[params]\nlearning_rate = [0.001, 0.01]\nbatch_size = 32\nepochs = 8\nactivation = [\"relu\", \"tanh\"]\n";
+    // One at a time: with 2, both first trials could end together and leave only the tail,
+    // whose page is drawn only once it lasts a second (`TAIL_PAGE_AFTER`), longer than this
+    // sweep's; then no live page was written (seen once in CI).
+    let sweep = "name = \"live\"\n[train]\nmax_parallel = 1\n[params]\nlearning_rate = [0.001, 0.01]\nbatch_size = 32\nepochs = 8\nactivation = [\"relu\", \"tanh\"]\n";
     std::fs::write(dir.join("live.toml"), sweep).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
         .args(["run", "live.toml", "--synthetic-trainer", "60"])
