@@ -20,8 +20,8 @@ pub use summary::{
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
@@ -185,19 +185,9 @@ pub async fn redraw<S: Store>(
         let draw = || draw_all(&data, &paths, &skip, page.as_ref(), over);
         // A live redraw shares the machine with training: one thread, and for trial charts
         // alone, the lowest priority.
-        let lowest = page.is_none();
-        match live.is_some().then(|| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .start_handler(move |_| {
-                    if lowest {
-                        lowest_priority();
-                    }
-                })
-                .build()
-        }) {
-            Some(Ok(pool)) => pool.install(draw),
-            _ => draw(),
+        match live.as_ref().and_then(|_| live_pool(page.is_none())) {
+            Some(pool) => pool.install(draw),
+            None => draw(),
         }
     });
     match drawing.await {
@@ -276,11 +266,42 @@ fn record_trials(
     done
 }
 
+/// The one-thread pool that live redraws draw on: with `lowest`, the one for trial charts
+/// alone, whose thread runs at the lowest priority. Each is made on first use and kept, so
+/// its thread keeps its canvas buffers (see `canvas`): a pool made for each redraw cost a
+/// thread and fresh buffers per ended trial, 8,000-9,000 page faults in the digits sweep.
+/// `None` if the pool cannot be made; the caller then draws on the calling thread.
+fn live_pool(lowest: bool) -> Option<&'static rayon::ThreadPool> {
+    static TRIALS: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    static PAGE: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let pool = if lowest { &TRIALS } else { &PAGE };
+    pool.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(move |_| {
+                if lowest {
+                    "lcurve-charts"
+                } else {
+                    "lcurve-page"
+                }
+                .into()
+            })
+            .start_handler(move |_| {
+                if lowest {
+                    lowest_priority();
+                }
+            })
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
 /// Lowers the calling thread to the lowest scheduling priority (nice 19) on Linux: the
 /// kernel then runs it when a core would idle and preempts it when training needs the core,
-/// while it still gets a small share on a machine with no idle core. The thread is one of a
-/// pool made for one redraw, as a thread cannot raise its priority again. Elsewhere it does
-/// nothing.
+/// while it still gets a small share on a machine with no idle core. The thread is the one of
+/// a pool kept for such drawing alone (see [`live_pool`]), as a thread cannot raise its
+/// priority again. Elsewhere it does nothing.
 fn lowest_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the calling thread's own id; a failure leaves the
