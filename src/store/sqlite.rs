@@ -547,25 +547,19 @@ impl Store for SqliteStore {
     }
 
     async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.trial_id, d.epoch, d.rule, d.action, d.reason FROM decisions d
+        let sql = "SELECT d.trial_id, d.epoch, d.rule, d.action, d.reason FROM decisions d
              JOIN trials t ON t.id = d.trial_id
-             WHERE t.sweep_id = ? AND d.action IN ('stop', 'diverge') ORDER BY t.ordinal, d.epoch",
-        )
-        .bind(sweep_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DecisionRow {
-                    trial_id: r.get("trial_id"),
-                    epoch: uint(r.get("epoch"))?,
-                    rule: r.get("rule"),
-                    action: r.get("action"),
-                    reason: r.get("reason"),
-                })
+             WHERE t.sweep_id = ? AND d.action IN ('stop', 'diverge') ORDER BY t.ordinal, d.epoch";
+        raw::rows(&self.pool, sql, &[sweep_id], |r| {
+            Ok(DecisionRow {
+                trial_id: r.int_required("trial_id")?,
+                epoch: uint(r.int_required("epoch")?)?,
+                rule: r.text_required("rule")?.to_string(),
+                action: r.text_required("action")?.to_string(),
+                reason: r.text_required("reason")?.to_string(),
             })
-            .collect()
+        })
+        .await
     }
 }
 
