@@ -620,15 +620,17 @@ impl Trainer for Reporting {
 }
 
 /// Holds the scheduler in its progress call for the first stored epoch until the trainer has
-/// got past its third epoch, or `patience` has passed; records which.
+/// got past its third epoch, or `patience` has passed; records which, and every epoch told.
 struct Holding {
     returned: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
     patience: Duration,
     went_on: Option<bool>,
+    told: Vec<(usize, usize)>,
 }
 
 impl lcurve::scheduler::Progress for Holding {
-    fn epoch(&mut self, _: &lcurve::scheduler::EpochProgress) {
+    fn epoch(&mut self, e: &lcurve::scheduler::EpochProgress) {
+        self.told.push((e.ordinal, e.epoch));
         if self.went_on.is_some() {
             return;
         }
@@ -674,6 +676,7 @@ async fn with_own_curve_rules_trainers_do_not_wait_for_the_scheduler() {
             returned,
             patience,
             went_on: None,
+            told: Vec::new(),
         };
         let r = run_sweep(
             &store,
@@ -703,6 +706,10 @@ async fn with_own_curve_rules_trainers_do_not_wait_for_the_scheduler() {
             .map(|m| m.epoch)
             .collect();
         assert_eq!(epochs, [1, 2, 3, 4, 5, 6].repeat(4), "{stopping:?}");
+        // And told to the progress display, each once and in order, though a trainer that
+        // does not wait sends its epochs several at a time.
+        let told: Vec<(usize, usize)> = (0..4).flat_map(|t| (1..=6).map(move |e| (t, e))).collect();
+        assert_eq!(progress.told, told, "{stopping:?}");
     }
 }
 
