@@ -39,13 +39,25 @@ impl SqliteStore {
                 ),
             });
         }
-        Self::look(path).await?;
+        let copied = !path.exists() && create_from_template(path);
+        if !copied {
+            Self::look(path).await?;
+        }
         let options = Self::options(path).create_if_missing(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
             .map_err(|e| open_error(&shown, e))?;
+        if copied {
+            // The template's migrations were recorded when it was made; this file's are now.
+            sqlx::query("UPDATE _sqlx_migrations SET installed_on = CURRENT_TIMESTAMP")
+                .execute(&pool)
+                .await
+                .map_err(|e| open_error(&shown, e))?;
+        }
+        // Applies what the file lacks: every migration for a new file that is not a copy of
+        // the template, those newer than the template (if it is out of date) for a copy.
         MIGRATOR.run(&pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::NewerSchema {
                 path: shown.clone(),
@@ -137,6 +149,38 @@ impl SqliteStore {
         // BEGIN IMMEDIATE takes the write lock at once, so read-then-write cannot race.
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// An empty database with every migration in `migrations/` applied, as SQLite writes it (WAL
+/// mode, vacuumed), which a new database file starts as: running the migrations took 8-20 ms
+/// (SQLite parses the whole schema again after each ALTER TABLE and DROP VIEW), copying this
+/// 2-4 ms. `store::sqlite::tests::the_schema_template_is_the_migrations` checks that it
+/// matches the migrations and says how to write it again after adding one.
+static SCHEMA_TEMPLATE: &[u8] = include_bytes!("schema.db");
+
+/// Creates the database file at `path`, which did not exist, as a copy of
+/// [`SCHEMA_TEMPLATE`]; returns whether it did. The copy is written beside, flushed to disk
+/// (so a power cut cannot leave half a database) and linked into place, which fails if the
+/// file has appeared meanwhile. Leaves everything to SQLite, returning false, if a log from
+/// an earlier file of that name is still there (SQLite replays it), or the folder refuses.
+fn create_from_template(path: &Path) -> bool {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return false;
+    };
+    let beside = |suffix: &str| path.with_file_name(format!("{name}{suffix}"));
+    if beside("-wal").exists() || beside("-journal").exists() {
+        return false;
+    }
+    let tmp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    let made = (|| {
+        use std::io::Write;
+        let mut file = std::fs::File::create_new(&tmp)?;
+        file.write_all(SCHEMA_TEMPLATE)?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    made.is_ok()
 }
 
 /// Says why a database could not be opened, in words a person can act on.
@@ -887,4 +931,122 @@ fn data_difference(old: Option<&str>, new: Option<&str>) -> String {
         }
     }
     "the data record".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set to write `src/store/schema.db` again from the migrations.
+    const REWRITE: &str = "LCURVE_WRITE_SCHEMA_TEMPLATE";
+
+    /// A database made by running the migrations, as a new file was before the template.
+    async fn migrated(path: &Path) -> SqlitePool {
+        let options = SqliteStore::options(path).create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        MIGRATOR.run(&pool).await.unwrap();
+        pool
+    }
+
+    /// What must be the same in a migrated database and a copy of the template: the schema,
+    /// the migrations recorded (with their checksums) and the file's settings.
+    async fn describe(pool: &SqlitePool) -> Vec<String> {
+        let mut lines: Vec<String> = sqlx::query_as::<_, (String, String, Option<String>)>(
+            "SELECT type, name, sql FROM sqlite_schema ORDER BY type, name",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(kind, name, sql)| format!("{kind} {name}: {}", sql.unwrap_or_default()))
+        .collect();
+        lines.extend(
+            sqlx::query_as::<_, (i64, String, bool, String)>(
+                "SELECT version, description, success, hex(checksum) FROM _sqlx_migrations
+                 ORDER BY version",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| format!("migration {m:?}")),
+        );
+        for pragma in [
+            "page_size",
+            "journal_mode",
+            "user_version",
+            "application_id",
+            "auto_vacuum",
+            "encoding",
+        ] {
+            let sql = format!("SELECT CAST({pragma} AS TEXT) FROM pragma_{pragma}");
+            let value: String = sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap();
+            lines.push(format!("{pragma} = {value}"));
+        }
+        lines
+    }
+
+    /// A new database starts as a copy of the template, which holds what the migrations make.
+    #[tokio::test]
+    async fn the_schema_template_is_the_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("migrated.db");
+        let pool = migrated(&made).await;
+        if std::env::var_os(REWRITE).is_some() {
+            for sql in ["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"] {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+            let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/schema.db");
+            std::fs::copy(&made, &template).unwrap();
+            return;
+        }
+        // The copy as it is, before any migration could run on it.
+        let copy = dir.path().join("copy.db");
+        assert!(create_from_template(&copy), "the template is copied");
+        assert!(
+            !create_from_template(&copy),
+            "an existing file is never replaced"
+        );
+        let as_copied = SqlitePool::connect_with(SqliteStore::options(&copy))
+            .await
+            .unwrap();
+        let (copied, wanted) = (describe(&as_copied).await, describe(&pool).await);
+        let only = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter().filter(|l| !b.contains(l)).cloned().collect()
+        };
+        assert!(
+            copied == wanted,
+            "src/store/schema.db is not what the migrations make; write it again with \
+             `{REWRITE}=1 cargo test --lib the_schema_template_is_the_migrations`.\n\
+             Only in the template: {:#?}\nOnly in the migrations: {:#?}",
+            only(&copied, &wanted),
+            only(&wanted, &copied)
+        );
+        // A new database through `open`.
+        let store = SqliteStore::open(&dir.path().join("new.db")).await.unwrap();
+        let today: bool = sqlx::query_scalar(
+            "SELECT min(installed_on) >= datetime('now', '-1 hour') FROM _sqlx_migrations",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert!(today, "the copy's migrations are dated when it was made");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".new"))
+            .collect();
+        assert!(names.is_empty(), "no copy is left beside: {names:?}");
+    }
+
+    /// A log left beside a file that is gone is SQLite's to replay: no copy is made there.
+    #[test]
+    fn no_template_copy_beside_a_leftover_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        std::fs::write(dir.path().join("x.db-wal"), b"").unwrap();
+        assert!(!create_from_template(&path));
+        assert!(!path.exists());
+    }
 }
