@@ -151,13 +151,15 @@ const ROWS_PER_STATEMENT: usize = 64;
 /// a task of its own, see `SqliteStore::commit`).
 /// Through sqlx, every batch size was a statement prepared anew and each call a round trip
 /// to its thread: the digits sweep's commits of its steps and metrics took 100 ms.
+/// Returns how many rows the statements inserted or changed (SQLite's `changes()`: a row
+/// an ON CONFLICT DO NOTHING skipped does not count).
 pub(crate) async fn insert_rows<const N: usize>(
     conn: &mut sqlx::SqliteConnection,
     (head, tail): (&str, &str),
     rows: &[[Bind<'_>; N]],
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let sql = |count: usize| {
         let one = format!("({})", vec!["?"; N].join(", "));
@@ -166,28 +168,30 @@ pub(crate) async fn insert_rows<const N: usize>(
     let mut locked = conn.lock_handle().await?;
     let db = locked.as_raw_handle().as_ptr();
     let mut whole = rows.chunks_exact(ROWS_PER_STATEMENT);
+    let mut changed = 0;
     if rows.len() >= ROWS_PER_STATEMENT {
         let stmt = prepare(db, &sql(ROWS_PER_STATEMENT))?;
         for chunk in &mut whole {
-            run(db, &stmt, chunk)?;
+            changed += run(db, &stmt, chunk)?;
         }
     }
     let rest = whole.remainder();
     if !rest.is_empty() {
         let stmt = prepare(db, &sql(1))?;
         for row in rest {
-            run(db, &stmt, std::slice::from_ref(row))?;
+            changed += run(db, &stmt, std::slice::from_ref(row))?;
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
-/// Binds `rows` to `stmt` (which has that many rows of parameters), runs it and resets it.
+/// Binds `rows` to `stmt` (which has that many rows of parameters), runs it and resets it;
+/// returns how many rows it changed.
 fn run<const N: usize>(
     db: *mut ffi::sqlite3,
     stmt: &Statement,
     rows: &[[Bind<'_>; N]],
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     for (i, value) in rows.iter().flatten().enumerate() {
         let i = i as c_int + 1;
         // SAFETY: `stmt` is live and only this task uses `db` while it is locked; SQLite
@@ -213,8 +217,11 @@ fn run<const N: usize>(
     if rc != ffi::SQLITE_DONE {
         return Err(error(db, rc));
     }
+    // SAFETY: as above; the count is of the statement that just ran on this connection.
+    let changed = unsafe { ffi::sqlite3_changes64(db) };
     // SAFETY: as above; reset keeps the statement for the next rows.
-    check(db, unsafe { ffi::sqlite3_reset(stmt.raw) })
+    check(db, unsafe { ffi::sqlite3_reset(stmt.raw) })?;
+    Ok(usize::try_from(changed).unwrap_or(0))
 }
 
 fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Statement, StoreError> {
@@ -342,10 +349,11 @@ mod tests {
             })
             .collect();
         let mut tx = conn.begin().await.unwrap();
-        insert_rows(&mut tx, ("INSERT INTO t (k, x, s)", ""), &rows)
+        let inserted = insert_rows(&mut tx, ("INSERT INTO t (k, x, s)", ""), &rows)
             .await
             .unwrap();
         tx.commit().await.unwrap();
+        assert_eq!(inserted, n);
         let got: Vec<(i64, Option<f64>, String)> =
             sqlx::query_as("SELECT k, x, s FROM t ORDER BY k")
                 .fetch_all(&mut *conn)
@@ -374,7 +382,14 @@ mod tests {
             "ON CONFLICT (k) DO UPDATE SET s = excluded.s",
         );
         let again = [[Bind::Int(0), Bind::Real(None), Bind::Text("new")]];
-        insert_rows(&mut conn, upsert, &again).await.unwrap();
+        assert_eq!(insert_rows(&mut conn, upsert, &again).await.unwrap(), 1);
+        // Rows skipped by DO NOTHING are not counted; new ones are.
+        let skip = ("INSERT INTO t (k, x, s)", "ON CONFLICT (k) DO NOTHING");
+        let mixed = [
+            [Bind::Int(1), Bind::Real(None), Bind::Text("old key")],
+            [Bind::Int(-1), Bind::Real(None), Bind::Text("new key")],
+        ];
+        assert_eq!(insert_rows(&mut conn, skip, &mixed).await.unwrap(), 1);
         let s: String = sqlx::query_scalar("SELECT s FROM t WHERE k = 0")
             .fetch_one(&mut *conn)
             .await

@@ -319,23 +319,31 @@ impl Store for SqliteStore {
         sweep_id: i64,
         trials: &[PlannedTrial],
     ) -> Result<usize, StoreError> {
+        let texts: Vec<(i64, String, String)> = trials
+            .iter()
+            .map(|t| Ok((int(t.ordinal)?, t.config.to_json(), t.config.hash())))
+            .collect::<Result<_, StoreError>>()?;
+        let rows: Vec<[Bind; 4]> = texts
+            .iter()
+            .map(|(ordinal, config, hash)| {
+                [
+                    Bind::Int(sweep_id),
+                    Bind::Int(*ordinal),
+                    Bind::Text(config),
+                    Bind::Text(hash),
+                ]
+            })
+            .collect();
+        // Through the C API: a statement per trial through sqlx took 1.5-3.5 ms of the
+        // digits sweep's start (a round trip to sqlx's thread each).
         let mut tx = self.begin_immediate().await?;
-        let mut added = 0;
-        for t in trials {
-            let r = sqlx::query(
-                "INSERT INTO trials (sweep_id, ordinal, config, config_hash) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (sweep_id, config_hash) DO NOTHING",
-            )
-            .bind(sweep_id)
-            .bind(int(t.ordinal)?)
-            .bind(t.config.to_json())
-            .bind(t.config.hash())
-            .execute(&mut *tx)
-            .await?;
-            added += r.rows_affected();
-        }
+        let sql = (
+            "INSERT INTO trials (sweep_id, ordinal, config, config_hash)",
+            "ON CONFLICT (sweep_id, config_hash) DO NOTHING",
+        );
+        let added = raw::insert_rows(&mut tx, sql, &rows).await?;
         tx.commit().await?;
-        count(added)
+        Ok(added)
     }
 
     async fn requeue_running(&self, sweep_id: i64) -> Result<usize, StoreError> {
@@ -631,7 +639,7 @@ async fn insert_metrics(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreEr
         "INSERT INTO metrics (trial_id, name, epoch, value, kind)",
         "ON CONFLICT (trial_id, name, epoch) DO UPDATE SET value = excluded.value, kind = excluded.kind",
     );
-    raw::insert_rows(tx, sql, &rows).await
+    raw::insert_rows(tx, sql, &rows).await.map(drop)
 }
 
 /// Inserts each epoch's per-step losses; step numbers continue across epochs (every epoch of
@@ -658,7 +666,7 @@ async fn insert_steps(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreErro
         "INSERT INTO steps (trial_id, step, epoch, loss)",
         "ON CONFLICT (trial_id, step) DO UPDATE SET epoch = excluded.epoch, loss = excluded.loss",
     );
-    raw::insert_rows(tx, sql, &rows).await
+    raw::insert_rows(tx, sql, &rows).await.map(drop)
 }
 
 async fn insert_decisions(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
@@ -689,7 +697,7 @@ async fn insert_decisions(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), Store
         "INSERT INTO decisions (trial_id, epoch, rule, action, reason, details)",
         "",
     );
-    raw::insert_rows(tx, sql, &rows).await
+    raw::insert_rows(tx, sql, &rows).await.map(drop)
 }
 
 /// Marks trial `id` running for a new attempt and, from the second attempt on, deletes what
