@@ -546,8 +546,8 @@ fn store_rate() {
                 per_tx * 4
             );
         }
-        // Per-step losses: 2,000 epochs of 500 steps each, in one transaction (1 M step rows
-        // and 8,000 metric rows), three times.
+        // Per-step losses: 2,000 epochs of 500 steps each, in one transaction (1 M steps,
+        // stored as 2,000 rows of 500, and 8,000 metric rows), three times.
         for round in 0..3 {
             let writes: Vec<Write> = (base..base + 2_000)
                 .map(|e| {
@@ -563,7 +563,7 @@ fn store_rate() {
             store.apply(&writes).await.unwrap();
             let seconds = started.elapsed().as_secs_f64();
             println!(
-                "store: {:>9.0} step rows/s batched (1,000,000 step rows and 8,000 metric rows in one transaction, run {})",
+                "store: {:>9.0} steps/s batched (1,000,000 steps as 2,000 epoch rows, and 8,000 metric rows, in one transaction, run {})",
                 1_000_000.0 / seconds,
                 round + 1
             );

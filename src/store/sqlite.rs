@@ -398,7 +398,7 @@ impl Store for SqliteStore {
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("trial {trial_id} has no checkpoint"))
                 })?;
-        for table in ["metrics", "steps", "decisions"] {
+        for table in ["metrics", "step_losses", "decisions"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE trial_id = ? AND epoch > ?"
             ))
@@ -582,15 +582,26 @@ impl Store for SqliteStore {
     }
 
     async fn steps(&self, trial_id: i64) -> Result<Vec<(usize, usize, f64)>, StoreError> {
-        let sql = "SELECT step, epoch, loss FROM steps WHERE trial_id = ? ORDER BY step";
-        raw::rows(&self.pool, sql, &[trial_id], |r| {
-            Ok((
-                uint(r.int_required("step")?)?,
-                uint(r.int_required("epoch")?)?,
-                r.real("loss")?.unwrap_or(f64::NAN),
-            ))
+        let sql = "SELECT epoch, first_step, losses FROM step_losses WHERE trial_id = ?
+             ORDER BY epoch";
+        let epochs = raw::rows(&self.pool, sql, &[trial_id], |r| {
+            let (epoch, first) = (r.int_required("epoch")?, r.int_required("first_step")?);
+            let losses: Vec<Option<f32>> = serde_json::from_str(r.text_required("losses")?)
+                .map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "the step losses of trial {trial_id}, epoch {epoch}: {e}"
+                    ))
+                })?;
+            Ok((uint(epoch)?, uint(first)?, losses))
         })
-        .await
+        .await?;
+        let mut steps = Vec::new();
+        for (epoch, first, losses) in epochs {
+            for (i, loss) in losses.into_iter().enumerate() {
+                steps.push((first + i, epoch, loss.map_or(f64::NAN, f64::from)));
+            }
+        }
+        Ok(steps)
     }
 
     async fn scores(&self, sweep_id: i64) -> Result<HashMap<i64, TrialScores>, StoreError> {
@@ -642,29 +653,37 @@ async fn insert_metrics(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreEr
     raw::insert_rows(tx, sql, &rows).await.map(drop)
 }
 
-/// Inserts each epoch's per-step losses; step numbers continue across epochs (every epoch of
-/// a trial has the same number of steps).
+/// Upserts each epoch's per-step losses as one row: a JSON array of the losses (each the
+/// shortest decimal that reads back as the same `f32`; null for NaN or an infinity), and the
+/// number of its first step. Step numbers continue across epochs (every epoch of a trial has
+/// the same number of steps).
 async fn insert_steps(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
-    let mut rows = Vec::new();
+    let mut epochs = Vec::new();
     for w in writes {
-        if let Write::Epoch { trial_id, report } = w {
-            let per_epoch = report.steps.len();
-            let first = report.epoch.saturating_sub(1) * per_epoch + 1;
-            let epoch = int(report.epoch)?;
-            for (i, &loss) in report.steps.iter().enumerate() {
-                let loss = f64::from(loss);
-                rows.push([
-                    Bind::Int(*trial_id),
-                    Bind::Int(int(first + i)?),
-                    Bind::Int(epoch),
-                    Bind::Real(loss.is_finite().then_some(loss)),
-                ]);
-            }
+        if let Write::Epoch { trial_id, report } = w
+            && !report.steps.is_empty()
+        {
+            let first = report.epoch.saturating_sub(1) * report.steps.len() + 1;
+            let losses = serde_json::to_string(&report.steps)
+                .map_err(|e| StoreError::Corrupt(format!("step losses as JSON: {e}")))?;
+            epochs.push((*trial_id, int(report.epoch)?, int(first)?, losses));
         }
     }
+    let rows: Vec<[Bind; 4]> = epochs
+        .iter()
+        .map(|(trial, epoch, first, losses)| {
+            [
+                Bind::Int(*trial),
+                Bind::Int(*epoch),
+                Bind::Int(*first),
+                Bind::Text(losses),
+            ]
+        })
+        .collect();
     let sql = (
-        "INSERT INTO steps (trial_id, step, epoch, loss)",
-        "ON CONFLICT (trial_id, step) DO UPDATE SET epoch = excluded.epoch, loss = excluded.loss",
+        "INSERT INTO step_losses (trial_id, epoch, first_step, losses)",
+        "ON CONFLICT (trial_id, epoch) DO UPDATE SET first_step = excluded.first_step,
+             losses = excluded.losses",
     );
     raw::insert_rows(tx, sql, &rows).await.map(drop)
 }
@@ -716,7 +735,7 @@ async fn start_trial(tx: &mut Tx<'_>, id: i64) -> Result<ClaimedTrial, StoreErro
     .fetch_one(&mut **tx)
     .await?;
     if row.get::<i64, _>("attempt") > 1 {
-        for table in ["metrics", "steps", "decisions"] {
+        for table in ["metrics", "step_losses", "decisions"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE trial_id = ?"))
                 .bind(id)
                 .execute(&mut **tx)
@@ -1046,6 +1065,75 @@ mod tests {
             .filter(|n| n.ends_with(".new"))
             .collect();
         assert!(names.is_empty(), "no copy is left beside: {names:?}");
+    }
+
+    /// A database whose steps were rows of the `steps` table (before migration 7) keeps
+    /// them: the same rows through the `steps` view, and the same losses through the store.
+    #[tokio::test]
+    async fn step_rows_of_an_older_database_move_into_epoch_arrays() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = dir.path().join("migrations");
+        std::fs::create_dir(&older).unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for entry in std::fs::read_dir(&source).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.as_str() < "20261128000007" {
+                std::fs::copy(source.join(&name), older.join(&name)).unwrap();
+            }
+        }
+        let path = dir.path().join("old.db");
+        let pool = SqlitePool::connect_with(SqliteStore::options(&path).create_if_missing(true))
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(older.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        // Two trials: one with two epochs of three steps (a NULL among them), one with one.
+        let rows = [
+            (1, 1, 1, Some(2.5)),
+            (1, 2, 1, Some(0.1f32 as f64)),
+            (1, 3, 1, Some(1.0)),
+            (1, 4, 2, None),
+            (1, 5, 2, Some(0.75)),
+            (1, 6, 2, Some(0.5)),
+            (2, 1, 1, Some(3.0)),
+        ];
+        sqlx::raw_sql(
+            "INSERT INTO sweeps (name, spec, spec_hash, lcurve_version) VALUES ('s', '{}', 'h', '0');
+             INSERT INTO trials (sweep_id, ordinal, config, config_hash)
+               VALUES (1, 0, '{}', 'a'), (1, 1, '{}', 'b');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        // Inserted out of order: the arrays follow the step numbers.
+        for (trial, step, epoch, loss) in rows.iter().rev() {
+            sqlx::query("INSERT INTO steps (trial_id, step, epoch, loss) VALUES (?, ?, ?, ?)")
+                .bind(trial)
+                .bind(step)
+                .bind(epoch)
+                .bind(loss)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let view: Vec<(i64, i64, i64, Option<f64>)> =
+            sqlx::query_as("SELECT trial_id, step, epoch, loss FROM steps ORDER BY trial_id, step")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(view, rows);
+        let first = store.steps(1).await.unwrap();
+        assert_eq!(first.len(), 6);
+        assert_eq!(first[1], (2, 1, f64::from(0.1f32)));
+        assert!(first[3].2.is_nan());
+        assert_eq!(store.steps(2).await.unwrap(), [(1, 1, 3.0)]);
     }
 
     /// A log left beside a file that is gone is SQLite's to replay: no copy is made there.

@@ -67,8 +67,9 @@ async fn changed_spec_is_refused_unless_replaced() {
     assert!(store.trials(new_id).await.unwrap().is_empty());
 }
 
-/// Per-step losses are numbered across epochs, NaN comes back as NaN, and a trial's steps are
-/// deleted with it (the table has a trigger, not a foreign key).
+/// Per-step losses are numbered across epochs, NaN and infinities come back as NaN (NULL in
+/// SQL), each loss reads back as exactly the `f32` recorded, the `steps` view gives one row per
+/// step, and a trial's steps are deleted with it.
 #[tokio::test]
 async fn steps_are_numbered_across_epochs_and_go_with_their_trial() {
     let db = TempDb::new();
@@ -79,11 +80,14 @@ async fn steps_are_numbered_across_epochs_and_go_with_their_trial() {
     let t = store.claim_next(id).await.unwrap().unwrap();
     let mut second = report(2, 0.5);
     second.steps[1] = f32::NAN;
+    second.steps[2] = f32::INFINITY;
+    let mut first = report(1, 0.75);
+    first.steps[2] = 0.1;
     store
         .apply(&[
             Write::Epoch {
                 trial_id: t.id,
-                report: report(1, 0.75),
+                report: first,
             },
             Write::Epoch {
                 trial_id: t.id,
@@ -96,7 +100,42 @@ async fn steps_are_numbered_across_epochs_and_go_with_their_trial() {
     let numbered: Vec<(usize, usize)> = steps.iter().map(|s| (s.0, s.1)).collect();
     assert_eq!(numbered, [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]);
     assert_eq!(steps[0].2, 0.75);
+    assert_eq!(steps[2].2, f64::from(0.1f32), "the f32 recorded, exactly");
     assert!(steps[4].2.is_nan());
+    assert!(steps[5].2.is_nan(), "an infinite loss reads as NaN");
+
+    // The same rows in SQL, through the `steps` view.
+    let rows: Vec<(i64, i64, Option<f64>)> =
+        sqlx::query_as("SELECT step, epoch, loss FROM steps WHERE trial_id = ? ORDER BY step")
+            .bind(t.id)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let expected = [
+        (1, 1, Some(0.75)),
+        (2, 1, Some(0.75)),
+        (3, 1, Some(0.1)),
+        (4, 2, Some(0.5)),
+        (5, 2, None),
+        (6, 2, None),
+    ];
+    assert_eq!(rows, expected);
+
+    // An epoch recorded again (a rerun) replaces its steps.
+    let mut again = report(2, 0.25);
+    again.steps = vec![0.25; 3];
+    store
+        .apply(&[Write::Epoch {
+            trial_id: t.id,
+            report: again,
+        }])
+        .await
+        .unwrap();
+    let losses: Vec<f64> = store.steps(t.id).await.unwrap()[3..]
+        .iter()
+        .map(|s| s.2)
+        .collect();
+    assert_eq!(losses, [0.25; 3]);
 
     let changed = spec(&SMALL.replace("epochs = 6", "epochs = 9"));
     store.create_sweep(&changed, None, true).await.unwrap();
@@ -106,8 +145,7 @@ async fn steps_are_numbered_across_epochs_and_go_with_their_trial() {
     );
 }
 
-/// A batch whose step rows fill two whole multi-row statements and part of a third (the
-/// rest go in one by one) stores every row once, with its own value.
+/// A batch of many epochs' steps stores every step once, in order, with its own value.
 #[tokio::test]
 async fn a_batch_of_many_steps_stores_every_row_in_order() {
     let db = TempDb::new();
