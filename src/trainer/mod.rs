@@ -62,9 +62,9 @@ pub struct EpochReport {
     pub val_rmse: Option<f64>,
     /// Wall time of the epoch (training and validation), in seconds.
     pub seconds: f64,
-    /// Each mini-batch's training loss, in order (stored in the `steps` table; empty when a
-    /// trainer does not report them). The scheduler moves them to the store and does not keep
-    /// them with the curve.
+    /// Each mini-batch's training loss, in order (stored as the epoch's `step_losses` row, one
+    /// row per step in the `steps` view; empty when a trainer does not report them). The
+    /// scheduler moves them to the store and does not keep them with the curve.
     pub steps: Vec<f32>,
 }
 
