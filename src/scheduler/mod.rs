@@ -572,66 +572,14 @@ fn process(
                     .get_mut(&trial_id)
                     .expect("epochs come from running trials");
                 let mut control = Control::Continue;
-                for mut report in reports {
+                for report in reports {
                     // A free-running trainer's own checks said continue, as the rules did, or
                     // the run was cancelled, which the trainer learns from the flag.
                     debug_assert!(
                         cancelled || control == Control::Continue,
                         "a free-running trainer's checks disagree with the rules"
                     );
-                    // The per-step losses go to the store only; the curve keeps the epoch's
-                    // numbers.
-                    let steps = std::mem::take(&mut report.steps);
-                    r.curve.push(report.clone());
-                    let metric = book.peers.metric();
-                    book.peers
-                        .record(trial_id, report.epoch, report.get(metric));
-                    let (epoch, val_loss) = (report.epoch, report.val_loss);
-                    report.steps = steps;
-                    step.writes.push(Write::Epoch { trial_id, report });
-                    step.epochs.push(EpochProgress {
-                        ordinal: r.claim.ordinal,
-                        epoch,
-                        epochs: r.claim.config.epochs,
-                        val_loss,
-                    });
-                    control = if cancelled {
-                        r.interrupted = true;
-                        Control::Stop
-                    } else {
-                        let ctx = Context {
-                            curve: &r.curve,
-                            max_epochs: r.claim.config.epochs,
-                            trial_id,
-                            peers: &book.peers,
-                        };
-                        let decisions = decide_all(&opts.rules, &ctx);
-                        r.stop = decisions
-                            .iter()
-                            .find(|d| d.action != Action::Continue)
-                            .cloned();
-                        step.writes.extend(
-                            decisions
-                                .into_iter()
-                                .map(|decision| Write::Decision { trial_id, decision }),
-                        );
-                        if r.stop.is_some() {
-                            Control::Stop
-                        } else if let Some(a) = book.asha.as_mut()
-                            && let Some(k) = a.rung_at(epoch, r.claim.config.epochs)
-                        {
-                            let decision = a.arrive(trial_id, k, &r.curve, r.claim.config.epochs);
-                            let pause = decision.action == Action::Pause;
-                            step.writes.push(Write::Decision { trial_id, decision });
-                            if pause {
-                                Control::Pause
-                            } else {
-                                Control::Continue
-                            }
-                        } else {
-                            Control::Continue
-                        }
-                    };
+                    control = epoch(trial_id, r, report, book, opts, cancelled, &mut step);
                 }
                 match reply {
                     Some(reply) => step.replies.push((reply, control)),
@@ -683,6 +631,70 @@ fn process(
         }
     }
     step
+}
+
+/// Records one epoch of a running trial in `step` (its writes and progress) and applies the
+/// rules and ASHA to it; returns what the trainer is to do next.
+fn epoch(
+    trial_id: i64,
+    r: &mut Running,
+    mut report: EpochReport,
+    book: &mut Book,
+    opts: &SchedulerOptions,
+    cancelled: bool,
+    step: &mut Step,
+) -> Control {
+    // The per-step losses go to the store only; the curve keeps the epoch's numbers.
+    let steps = std::mem::take(&mut report.steps);
+    r.curve.push(report.clone());
+    let metric = book.peers.metric();
+    book.peers
+        .record(trial_id, report.epoch, report.get(metric));
+    let (epoch, val_loss) = (report.epoch, report.val_loss);
+    report.steps = steps;
+    step.writes.push(Write::Epoch { trial_id, report });
+    step.epochs.push(EpochProgress {
+        ordinal: r.claim.ordinal,
+        epoch,
+        epochs: r.claim.config.epochs,
+        val_loss,
+    });
+    if cancelled {
+        r.interrupted = true;
+        return Control::Stop;
+    }
+    let ctx = Context {
+        curve: &r.curve,
+        max_epochs: r.claim.config.epochs,
+        trial_id,
+        peers: &book.peers,
+    };
+    let decisions = decide_all(&opts.rules, &ctx);
+    r.stop = decisions
+        .iter()
+        .find(|d| d.action != Action::Continue)
+        .cloned();
+    step.writes.extend(
+        decisions
+            .into_iter()
+            .map(|decision| Write::Decision { trial_id, decision }),
+    );
+    if r.stop.is_some() {
+        Control::Stop
+    } else if let Some(a) = book.asha.as_mut()
+        && let Some(k) = a.rung_at(epoch, r.claim.config.epochs)
+    {
+        let decision = a.arrive(trial_id, k, &r.curve, r.claim.config.epochs);
+        let pause = decision.action == Action::Pause;
+        step.writes.push(Write::Decision { trial_id, decision });
+        if pause {
+            Control::Pause
+        } else {
+            Control::Continue
+        }
+    } else {
+        Control::Continue
+    }
 }
 
 fn ordinals(running: &HashMap<i64, Running>) -> Vec<usize> {
