@@ -409,9 +409,11 @@ fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let Some(name) = path.file_name() else {
         return std::fs::write(path, bytes);
     };
+    // Named for this process: another one drawing the same chart (`lcurve report` while the
+    // sweep runs) writes a file of its own.
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(".tmp");
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, bytes)?;
     match std::fs::remove_file(path) {
