@@ -77,7 +77,8 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_MAX_TRIALS)]
         max_trials: usize,
         /// Redraw the report (charts and index.html) as trials end, at most every this many
-        /// seconds, so it fills in while the sweep runs; 0 draws it only at the end.
+        /// seconds, so it fills in while the sweep runs (the first page comes this long after
+        /// the start even if no trial has ended); 0 draws it only at the end.
         #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
         redraw_every: f64,
         /// How often, in seconds, to print the running trials' epochs when stderr is not a

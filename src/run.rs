@@ -87,9 +87,10 @@ const TAIL_PAGE_AFTER: Duration = Duration::from_secs(1);
 
 /// Redraws while the run goes on (see [`report::Live`]): each trial's chart once its end is
 /// committed, at the lowest priority, and, after a trial ended, the page with the summary
-/// charts when `every` has passed (and at most ~5% of the time); in the run's tail (a core
-/// is idle then), the page once the tail has lasted [`TAIL_PAGE_AFTER`]. Failures are left
-/// to the final redraw, which reports them.
+/// charts when `every` has passed (and at most ~5% of the time); the first page `every` after
+/// the start even if no trial has ended; in the run's tail (a core is idle then), the page
+/// once the tail has lasted [`TAIL_PAGE_AFTER`]. Failures are left to the final redraw,
+/// which reports them.
 async fn redraw_while_running<S: Store>(
     store: &S,
     sweep: &str,
@@ -103,16 +104,23 @@ async fn redraw_while_running<S: Store>(
     // drawn at the end (the digits sweep's 37 charts took 58-143 ms there).
     let mut next_page = Instant::now() + every;
     let (mut seen, mut tail_since, mut tail_drawn) = (0, None::<Instant>, false);
+    // Until a page is drawn, one is due `every` after the start whether or not a trial has
+    // ended: a sweep whose first trials run for hours would otherwise have no page until one
+    // ends. (A sweep shorter than `every`, like the digits sweep, draws it only at the end.)
+    let mut page_drawn = false;
     loop {
         let waiting_for_tail = tail_since.is_none();
         let wait = live.wait_for(|l| l.over || l.ended > seen || (l.tail && waiting_for_tail));
-        let now = match tail_since.filter(|_| !tail_drawn) {
-            Some(since) => {
-                let due = tokio::time::Instant::from_std(since + TAIL_PAGE_AFTER);
-                let changed = tokio::time::timeout_at(due, wait)
+        let tail_due = tail_since
+            .filter(|_| !tail_drawn)
+            .map(|since| since + TAIL_PAGE_AFTER);
+        let first_due = (!page_drawn).then_some(next_page);
+        let now = match tail_due.into_iter().chain(first_due).min() {
+            Some(due) => {
+                let changed = tokio::time::timeout_at(tokio::time::Instant::from_std(due), wait)
                     .await
                     .map(|c| c.map(|l| *l));
-                // Timed out: the tail's page is due.
+                // Timed out: a page is due.
                 changed.unwrap_or_else(|_| Ok(*live.borrow()))
             }
             None => wait.await.map(|l| *l),
@@ -127,13 +135,15 @@ async fn redraw_while_running<S: Store>(
             tail_since.get_or_insert_with(Instant::now);
         }
         let tail_page = !tail_drawn && tail_since.is_some_and(|t| t.elapsed() >= TAIL_PAGE_AFTER);
-        let page = (now.ended > seen && Instant::now() >= next_page) || tail_page;
+        let first_page = !page_drawn && Instant::now() >= next_page;
+        let page = (now.ended > seen && Instant::now() >= next_page) || tail_page || first_page;
         if now.ended == seen && !page {
             // Woken by the tail's start: nothing new to draw yet.
             continue;
         }
         seen = now.ended;
         tail_drawn |= page && now.tail;
+        page_drawn |= page;
         let started = Instant::now();
         let how = report::Live {
             over: over.clone(),

@@ -290,6 +290,41 @@ fn the_report_fills_in_while_the_sweep_runs() {
     assert!(done.contains("4 trials: 4 completed"), "{done}");
 }
 
+/// A sweep whose trials all start at once and run long gets its first live page `every`
+/// after the start, before any trial ends.
+#[test]
+fn the_first_live_page_comes_before_any_trial_ends() {
+    let db = TempDb::new();
+    let dir = db.dir.path();
+    let sweep = "name = \"long\"\n[train]\nmax_parallel = 2\n[params]\nlearning_rate = [0.001, 0.01]\nbatch_size = 32\nepochs = 15\nactivation = \"relu\"\n";
+    std::fs::write(dir.join("long.toml"), sweep).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
+        .args(["run", "long.toml", "--synthetic-trainer", "100"])
+        .args(["--redraw-every", "0.2"])
+        .current_dir(dir)
+        .env_remove("LCURVE_DB")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let index = dir.join("reports/long/index.html");
+    let mut first_live = None;
+    while child.try_wait().unwrap().is_none() {
+        if first_live.is_none()
+            && let Ok(html) = std::fs::read_to_string(&index)
+            && html.contains("http-equiv=\"refresh\"")
+        {
+            first_live = Some(html);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(child.wait().unwrap().success());
+    let live = first_live.expect("index.html was written while the sweep ran");
+    assert!(
+        live.contains("2 trials: 2 running"),
+        "the first page came while both trials ran: {live}"
+    );
+}
+
 /// A live redraw of trials only draws each ended trial's chart once and nothing else; once
 /// the run is over it draws nothing; the final redraw then adds the page and the summary
 /// charts without drawing those trial charts again.
