@@ -395,33 +395,35 @@ fn write_png(path: &Path, (w, h): (u32, u32), pixels: &[u8]) -> Result<(), Strin
     let mut file = ENCODED.take();
     file.clear();
     chart_png::png_rgb(&mut file, w, h, pixels);
-    let written = replace(path, &file).map_err(|e| e.to_string());
+    let written = write_beside(path, &file, true).map_err(|e| e.to_string());
     ENCODED.set(file);
     written
 }
 
-/// Writes `bytes` to `path` as a new file: written beside, the old file removed, then renamed
-/// into place, so a reader sees the old chart, none for a moment, or the whole new one.
-/// Overwritten in place (truncated), or renamed over the old file, a chart drawn again was
-/// flushed to disk before `close` returned (ext4's `auto_da_alloc`): 20% of the CPU time of
-/// the summary charts when `lcurve report` ran again.
-fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` through a file beside it, named for this process (another one
+/// drawing the same report, `lcurve report` while the sweep runs, writes its own), renamed
+/// into place: a reader never sees half a file. With `remove_old`, the old file is removed
+/// first, so a reader may find none for a moment: replaced in place (truncated) or renamed
+/// over, ext4 flushed the new file to disk before `close` returned (`auto_da_alloc`), 20% of
+/// the CPU time of the summary charts when `lcurve report` ran again. Charts take that
+/// moment; `index.html`, which reloads itself and stops on a missing page, does not.
+pub(super) fn write_beside(path: &Path, bytes: &[u8], remove_old: bool) -> std::io::Result<()> {
     let Some(name) = path.file_name() else {
         return std::fs::write(path, bytes);
     };
-    // Named for this process: another one drawing the same chart (`lcurve report` while the
-    // sweep runs) writes a file of its own.
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, bytes)?;
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+    if remove_old {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            _ => {}
         }
-        _ => {}
     }
     std::fs::rename(&tmp, path)
 }

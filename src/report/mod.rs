@@ -450,11 +450,9 @@ fn draw_all(
         generated: &generated,
     });
     let index = paths.index();
-    // Written beside and renamed, so a browser reloading mid-write never sees half a page.
-    let tmp = paths.dir().join(".index.html.tmp");
-    let result = std::fs::write(&tmp, html)
-        .and_then(|()| std::fs::rename(&tmp, &index))
-        .map_err(|e| e.to_string());
+    // Written beside and renamed over the old page, so a browser reloading mid-write never
+    // sees half a page, nor none.
+    let result = canvas::write_beside(&index, html.as_bytes(), false).map_err(|e| e.to_string());
     record(&mut outcome, index, result);
     (outcome, done)
 }

@@ -252,6 +252,35 @@ async fn a_headless_browser_shows_the_page_with_its_charts() {
     );
 }
 
+/// Runs the sweep `sweep` (written to `<name>.toml`) with `args` and the synthetic trainer,
+/// and returns every live page (one that reloads itself) that `index.html` was seen to hold
+/// while it ran, in order; the run must succeed.
+fn live_pages(dir: &Path, name: &str, sweep: &str, args: &[&str]) -> Vec<String> {
+    let file = format!("{name}.toml");
+    std::fs::write(dir.join(&file), sweep).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
+        .args(["run", file.as_str()])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LCURVE_DB")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let index = dir.join(format!("reports/{name}/index.html"));
+    let mut pages: Vec<String> = Vec::new();
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(html) = std::fs::read_to_string(&index)
+            && html.contains("http-equiv=\"refresh\"")
+            && pages.last() != Some(&html)
+        {
+            pages.push(html);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(child.wait().unwrap().success());
+    pages
+}
+
 #[test]
 fn the_report_fills_in_while_the_sweep_runs() {
     let db = TempDb::new();
@@ -260,29 +289,13 @@ fn the_report_fills_in_while_the_sweep_runs() {
     // whose page is drawn only once it lasts a second (`TAIL_PAGE_AFTER`), longer than this
     // sweep's; then no live page was written (seen once in CI).
     let sweep = "name = \"live\"\n[train]\nmax_parallel = 1\n[params]\nlearning_rate = [0.001, 0.01]\nbatch_size = 32\nepochs = 8\nactivation = [\"relu\", \"tanh\"]\n";
-    std::fs::write(dir.join("live.toml"), sweep).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
-        .args(["run", "live.toml", "--synthetic-trainer", "60"])
-        .args(["--redraw-every", "0.05"])
-        .current_dir(dir)
-        .env_remove("LCURVE_DB")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let index = dir.join("reports/live/index.html");
-    let mut seen_live = None;
-    while child.try_wait().unwrap().is_none() {
-        if let Ok(html) = std::fs::read_to_string(&index)
-            && html.contains("http-equiv=\"refresh\"")
-        {
-            seen_live = Some(html);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(child.wait().unwrap().success());
-    let live = seen_live.expect("index.html was written while the sweep ran");
+    let args = ["--synthetic-trainer", "60", "--redraw-every", "0.05"];
+    let pages = live_pages(dir, "live", sweep, &args);
+    let live = pages
+        .last()
+        .expect("index.html was written while the sweep ran");
     assert!(live.contains("<b>running</b>"), "the running page says so");
-    let done = std::fs::read_to_string(&index).unwrap();
+    let done = std::fs::read_to_string(dir.join("reports/live/index.html")).unwrap();
     assert!(
         !done.contains("http-equiv=\"refresh\""),
         "the finished page stops reloading"
@@ -295,30 +308,12 @@ fn the_report_fills_in_while_the_sweep_runs() {
 #[test]
 fn the_first_live_page_comes_before_any_trial_ends() {
     let db = TempDb::new();
-    let dir = db.dir.path();
     let sweep = "name = \"long\"\n[train]\nmax_parallel = 2\n[params]\nlearning_rate = [0.001, 0.01]\nbatch_size = 32\nepochs = 15\nactivation = \"relu\"\n";
-    std::fs::write(dir.join("long.toml"), sweep).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
-        .args(["run", "long.toml", "--synthetic-trainer", "100"])
-        .args(["--redraw-every", "0.2"])
-        .current_dir(dir)
-        .env_remove("LCURVE_DB")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let index = dir.join("reports/long/index.html");
-    let mut first_live = None;
-    while child.try_wait().unwrap().is_none() {
-        if first_live.is_none()
-            && let Ok(html) = std::fs::read_to_string(&index)
-            && html.contains("http-equiv=\"refresh\"")
-        {
-            first_live = Some(html);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(child.wait().unwrap().success());
-    let live = first_live.expect("index.html was written while the sweep ran");
+    let args = ["--synthetic-trainer", "100", "--redraw-every", "0.2"];
+    let pages = live_pages(db.dir.path(), "long", sweep, &args);
+    let live = pages
+        .first()
+        .expect("index.html was written while the sweep ran");
     assert!(
         live.contains("2 trials: 2 running"),
         "the first page came while both trials ran: {live}"
