@@ -621,31 +621,49 @@ impl Trainer for Reporting {
 
 /// Holds the scheduler in its progress call for the first stored epoch until the trainer has
 /// got past its third epoch, or `patience` has passed; records which, and every epoch told.
+/// Likewise in the call for the first trial's end (of 6 epochs), until the trainer has got
+/// past an epoch of the next trial.
 struct Holding {
     returned: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
     patience: Duration,
     went_on: Option<bool>,
+    went_on_to_next: Option<bool>,
     told: Vec<(usize, usize)>,
+}
+
+impl Holding {
+    /// Waits until more than `epochs` epochs have returned or `patience` has passed; says
+    /// which.
+    fn hold(&self, epochs: usize) -> bool {
+        let (count, changed) = &*self.returned;
+        let (count, _) = changed
+            .wait_timeout_while(count.lock().unwrap(), self.patience, |n| *n <= epochs)
+            .unwrap();
+        *count > epochs
+    }
 }
 
 impl lcurve::scheduler::Progress for Holding {
     fn epoch(&mut self, e: &lcurve::scheduler::EpochProgress) {
         self.told.push((e.ordinal, e.epoch));
-        if self.went_on.is_some() {
-            return;
+        if self.went_on.is_none() {
+            self.went_on = Some(self.hold(2));
         }
-        let (count, changed) = &*self.returned;
-        let (count, _) = changed
-            .wait_timeout_while(count.lock().unwrap(), self.patience, |n| *n < 3)
-            .unwrap();
-        self.went_on = Some(*count >= 3);
+    }
+
+    fn finished(&mut self, _: usize, _: &str, _: &lcurve::store::TrialOutcome, _: &[usize]) {
+        if self.went_on_to_next.is_none() {
+            self.went_on_to_next = Some(self.hold(6));
+        }
     }
 }
 
 /// With rules that read only the trial's own curve (divergence, always on; patience), a
 /// trainer does not wait for the scheduler's answer after each epoch: the training thread asks
 /// the same rules, and gets past its third epoch while the scheduler is held on the first.
-/// With the median rule, which compares with other trials, it must wait for every answer.
+/// Nor at a trial's end: its thread takes the next queued trial and trains it while the
+/// scheduler is held on the end. With the median rule, which compares with other trials, it
+/// must wait for every answer, and for the scheduler to start the next trial.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_own_curve_rules_trainers_do_not_wait_for_the_scheduler() {
     for (stopping, patience, expected) in [
@@ -676,6 +694,7 @@ async fn with_own_curve_rules_trainers_do_not_wait_for_the_scheduler() {
             returned,
             patience,
             went_on: None,
+            went_on_to_next: None,
             told: Vec::new(),
         };
         let r = run_sweep(
@@ -690,6 +709,7 @@ async fn with_own_curve_rules_trainers_do_not_wait_for_the_scheduler() {
         .await
         .unwrap();
         assert_eq!(progress.went_on, Some(expected), "stopping: {stopping:?}");
+        assert_eq!(progress.went_on_to_next, Some(expected), "{stopping:?}");
         assert_eq!(
             r.summary.finished.get(&TrialState::Completed),
             Some(&4),
