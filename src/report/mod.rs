@@ -49,12 +49,25 @@ pub struct ReportOutcome {
 
 /// The trial charts already drawn in this process, by ordinal, with the state and number of
 /// points they showed; a redraw skips a trial whose chart would not change. Also the metrics
-/// of trials read after they ended, by trial id: the run holds the sweep's lock, so they
-/// cannot change, and a later redraw (each live page, the final one) reads only the others.
+/// of trials read after they ended (see [`Ended`]).
 #[derive(Debug, Default)]
 pub struct Drawn {
     trials: HashMap<usize, Fingerprint>,
-    ended_metrics: HashMap<i64, Vec<MetricPoint>>,
+    ended: Ended,
+}
+
+/// The metrics of trials read after they ended, by trial id: the run holds the sweep's lock,
+/// so they cannot change, and a later redraw (each live page, the final one) reads only the
+/// others. Up to [`Ended::MAX_POINTS`] in all (about 80 MB), so a huge sweep's run does not
+/// hold all of them; beyond that, trials are read again.
+#[derive(Debug, Default)]
+struct Ended {
+    by_trial: HashMap<i64, Vec<MetricPoint>>,
+    points: usize,
+}
+
+impl Ended {
+    const MAX_POINTS: usize = 1_000_000;
 }
 
 /// What a trial chart shows that can change while a sweep runs: state and epochs.
@@ -137,7 +150,7 @@ pub async fn redraw<S: Store>(
         });
     }
     let whole = page.then_some(row.id);
-    let metrics = read_metrics(store, whole, &trials, &mut drawn.ended_metrics).await?;
+    let metrics = read_metrics(store, whole, &trials, &mut drawn.ended).await?;
     let decisions = store.stop_decisions(row.id).await?;
     let metric = sweep_metric(&row.spec);
     let data = prepare(&row.name, metric, &trials, &metrics, &decisions);
@@ -214,11 +227,11 @@ async fn read_metrics<S: Store>(
     store: &S,
     whole: Option<i64>,
     trials: &[TrialRow],
-    ended: &mut HashMap<i64, Vec<MetricPoint>>,
+    ended: &mut Ended,
 ) -> Result<Vec<MetricPoint>, StoreError> {
     let missing: Vec<&TrialRow> = trials
         .iter()
-        .filter(|t| !ended.contains_key(&t.id))
+        .filter(|t| !ended.by_trial.contains_key(&t.id))
         .collect();
     let mut fresh: HashMap<i64, Vec<MetricPoint>> = HashMap::new();
     if let Some(sweep_id) = whole.filter(|_| missing.len() * 2 > trials.len()) {
@@ -232,12 +245,15 @@ async fn read_metrics<S: Store>(
     }
     let mut all = Vec::new();
     for t in trials {
-        match (ended.get(&t.id), fresh.remove(&t.id)) {
-            (Some(cached), _) => all.extend(cached.iter().cloned()),
+        match (ended.by_trial.get(&t.id), fresh.remove(&t.id)) {
+            (Some(kept), _) => all.extend(kept.iter().cloned()),
             (None, Some(read)) => {
-                all.extend(read.iter().cloned());
-                if t.state.is_finished() {
-                    ended.insert(t.id, read);
+                if t.state.is_finished() && ended.points + read.len() <= Ended::MAX_POINTS {
+                    all.extend(read.iter().cloned());
+                    ended.points += read.len();
+                    ended.by_trial.insert(t.id, read);
+                } else {
+                    all.extend(read);
                 }
             }
             (None, None) => {}
@@ -559,6 +575,19 @@ mod tests {
         }
     }
 
+    fn completed(trial_id: i64) -> Write {
+        Write::Finish {
+            trial_id,
+            outcome: TrialOutcome {
+                state: TrialState::Completed,
+                epochs_run: 2,
+                best: None,
+                stop_reason: None,
+                error: None,
+            },
+        }
+    }
+
     /// An ended trial's metrics are read once; later redraws read only the other trials', and
     /// every trial's metrics still come back, in full.
     #[tokio::test]
@@ -579,17 +608,12 @@ mod tests {
             store.claim_next(id).await.unwrap().unwrap().id,
             store.claim_next(id).await.unwrap().unwrap().id,
         );
-        let finish = Write::Finish {
-            trial_id: a,
-            outcome: TrialOutcome {
-                state: TrialState::Completed,
-                epochs_run: 2,
-                best: None,
-                stop_reason: None,
-                error: None,
-            },
-        };
-        let writes = [epoch(a, 1, 0.5), epoch(a, 2, 0.4), epoch(b, 1, 0.9), finish];
+        let writes = [
+            epoch(a, 1, 0.5),
+            epoch(a, 2, 0.4),
+            epoch(b, 1, 0.9),
+            completed(a),
+        ];
         store.apply(&writes).await.unwrap();
         let names = |m: &[MetricPoint], t: i64| -> Vec<(String, usize, f64)> {
             let mut v: Vec<_> = m
@@ -600,16 +624,17 @@ mod tests {
             v.sort_by(|x, y| x.partial_cmp(y).unwrap());
             v
         };
-        let mut ended = HashMap::new();
+        let mut ended = Ended::default();
         let trials = store.trials(id).await.unwrap();
         let first = read_metrics(&store, Some(id), &trials, &mut ended)
             .await
             .unwrap();
         assert_eq!(
-            ended.keys().copied().collect::<Vec<_>>(),
+            ended.by_trial.keys().copied().collect::<Vec<_>>(),
             [a],
             "only the ended trial"
         );
+        assert_eq!(ended.points, names(&first, a).len());
         let a_losses = names(&first, a);
         assert!(
             a_losses.contains(&("val_loss".into(), 2, 0.4)),
@@ -637,6 +662,17 @@ mod tests {
             .unwrap();
         assert_eq!(names(&third, a), a_losses);
         assert!(names(&third, b).is_empty());
+
+        // Beyond the cap, an ended trial's metrics come back but are not kept.
+        store.apply(&[completed(b)]).await.unwrap();
+        ended.points = Ended::MAX_POINTS - 1;
+        let trials = store.trials(id).await.unwrap();
+        let fourth = read_metrics(&store, Some(id), &trials, &mut ended)
+            .await
+            .unwrap();
+        assert!(names(&fourth, b).contains(&("val_loss".into(), 2, 0.8)));
+        assert!(!ended.by_trial.contains_key(&b), "over the cap");
+        assert_eq!(ended.points, Ended::MAX_POINTS - 1);
     }
 
     #[test]
