@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use tokio::sync::watch;
 
 use crate::data::{self, DataRecord, Split};
-use crate::report::{self, Drawn, ReportOutcome, redraw};
+use crate::report::{self, Drawn, ReportOutcome, redraw, redraw_and};
 use crate::scheduler::{self, EpochProgress, Progress, RunSummary, SchedulerOptions};
 use crate::spec::{self, Choice, Engine, Metric, SweepSpec};
 use crate::stopping::{self, StoppingRule};
@@ -331,14 +331,22 @@ pub async fn run_sweep<S: Store, T: Trainer>(
         store.finish_sweep(sweep_id).await?;
         RunSummary::default()
     };
-    // While the final report draws (on every core), the database settles its log into the
-    // file, so closing it afterwards is quick (the digits sweep's close took 6-7 ms, most of
-    // it waiting for the disk). If it fails, the log stays beside the file, which is safe.
-    let (report, _) = tokio::join!(
-        redraw(store, spec.name.as_str(), &opts.reports, &mut drawn, None),
-        store.settle()
-    );
-    let report = report?;
+    // While the final report draws (on every core), after its reads, the database settles
+    // its log into the file, so closing it afterwards is quick (the digits sweep's close took
+    // 6-7 ms, most of it waiting for the disk). If it fails, the log stays beside the file,
+    // which is safe.
+    let settle = async {
+        let _ = store.settle().await;
+    };
+    let report = redraw_and(
+        store,
+        spec.name.as_str(),
+        &opts.reports,
+        &mut drawn,
+        None,
+        settle,
+    )
+    .await?;
     Ok(RunResult {
         sweep_id,
         engine: spec.train.engine,

@@ -322,10 +322,10 @@ fn the_first_live_page_comes_before_any_trial_ends() {
 
 /// A live redraw of trials only draws each ended trial's chart once and nothing else; once
 /// the run is over it draws nothing; the final redraw then adds the page and the summary
-/// charts without drawing those trial charts again.
+/// charts without drawing those trial charts again, and runs what it is given to run meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_redraw_draws_ended_trials_once_and_stops_when_the_run_is_over() {
-    use lcurve::report::{Drawn, Live, redraw};
+    use lcurve::report::{Drawn, Live, redraw, redraw_and};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -373,9 +373,13 @@ async fn a_live_redraw_draws_ended_trials_once_and_stops_when_the_run_is_over() 
         .unwrap();
     assert!(again.written.is_empty(), "{:?}", again.written);
 
-    let last = redraw(&store, "grid", &root, &mut drawn, None)
+    // The final redraw, with work to do while it draws (the run settles the database log).
+    let ran = AtomicBool::new(false);
+    let meanwhile = async { ran.store(true, Ordering::Relaxed) };
+    let last = redraw_and(&store, "grid", &root, &mut drawn, None, meanwhile)
         .await
         .unwrap();
+    assert!(ran.load(Ordering::Relaxed), "what runs meanwhile has run");
     let written = names(&last.written);
     assert!(written.contains(&"index.html".to_string()), "{written:?}");
     assert!(written.contains(&"curves.png".to_string()), "{written:?}");
