@@ -173,12 +173,10 @@ pub async fn run<S: Store, T: Trainer>(
             match next {
                 None => exhausted = true,
                 Some(claim) => {
-                    unsaved.add(vec![Write::Start { trial_id: claim.id }]);
-                    book.peers.forget(claim.id);
+                    let id = claim.id;
                     let start = (claim.clone(), None);
                     spawn_trainer(start, trainer.clone(), tx.clone(), free.clone());
-                    let id = claim.id;
-                    running.insert(id, Running::new(claim));
+                    unsaved.add(vec![started(claim, &mut running, &mut book)]);
                     progress.started(&running[&id].claim, &ordinals(&running));
                 }
             }
@@ -685,10 +683,17 @@ fn taken(
     step: &mut Step,
 ) {
     let Some(claim) = next else { return };
-    book.peers.forget(claim.id);
-    step.writes.push(Write::Start { trial_id: claim.id });
-    running.insert(claim.id, Running::new((*claim).clone()));
+    step.writes.push(started((*claim).clone(), running, book));
     step.changes.push(Change::Started(*claim));
+}
+
+/// Records that the queued trial `claim` started training (by the scheduler or a trainer's
+/// thread); returns the write that stores its start.
+fn started(claim: ClaimedTrial, running: &mut HashMap<i64, Running>, book: &mut Book) -> Write {
+    let trial_id = claim.id;
+    book.peers.forget(trial_id);
+    running.insert(trial_id, Running::new(claim));
+    Write::Start { trial_id }
 }
 
 /// Records one epoch of a running trial in `step` (its writes and progress) and applies the
@@ -812,13 +817,12 @@ const SEND_EVERY: Duration = Duration::from_millis(20);
 /// Trains on a blocking thread; every epoch waits for the scheduler's answer, unless `free`
 /// says it need not, and then the thread goes on with queued trials while there are any.
 fn spawn_trainer<T: Trainer>(
-    (claim, resume): (ClaimedTrial, Option<Checkpoint>),
+    (mut claim, mut resume): (ClaimedTrial, Option<Checkpoint>),
     trainer: Arc<T>,
     tx: mpsc::UnboundedSender<Msg>,
     free: Option<FreeRun>,
 ) {
     tokio::task::spawn_blocking(move || {
-        let (mut claim, mut resume) = (claim, resume);
         loop {
             let result = train_trial(&claim, resume.take(), &*trainer, &tx, free.as_ref());
             let next = free.as_ref().and_then(FreeRun::take_next);
@@ -852,7 +856,7 @@ fn train_trial<T: Trainer>(
     let mut held: Vec<EpochReport> = Vec::new();
     let mut sent = Instant::now();
     let mut on_epoch = |mut report: EpochReport| {
-        if let Some(free) = &free {
+        if let Some(free) = free {
             let steps = std::mem::take(&mut report.steps);
             curve.push(report.clone());
             report.steps = steps;
