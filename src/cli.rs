@@ -420,7 +420,7 @@ async fn trial(
             trials.len().saturating_sub(1)
         );
     };
-    let points = store.trial_metrics(t.id).await?;
+    let points = store.trial_metrics(&[t.id]).await?;
     let config = inspect::trial_config_rows(t);
     let curve = inspect::curve_rows(&points);
     let decisions = inspect::query_rows(

@@ -236,7 +236,7 @@ pub async fn redraw_and<S: Store>(
 
 /// The metrics of `trials`, those of ended trials from `ended` where it has them; the ones
 /// read of ended trials are added to it. When `trials` are all of sweep `whole`'s and most
-/// are not in `ended`, one query reads the sweep's; else one query per trial not in it. The
+/// are not in `ended`, one query reads the sweep's; else one read of the trials not in it. The
 /// final redraw of the digits sweep used to read all 3,840 metric rows again (2-6 ms, while
 /// the database settles its log), though the live redraws had read all but a few.
 async fn read_metrics<S: Store>(
@@ -254,9 +254,12 @@ async fn read_metrics<S: Store>(
         for m in store.metrics(sweep_id).await? {
             fresh.entry(m.trial_id).or_default().push(m);
         }
-    } else {
-        for t in &missing {
-            fresh.insert(t.id, store.trial_metrics(t.id).await?);
+    } else if !missing.is_empty() {
+        let ids: Vec<i64> = missing.iter().map(|t| t.id).collect();
+        // A trial with no metrics yet is read too, and kept if it ended.
+        fresh.extend(ids.iter().map(|id| (*id, Vec::new())));
+        for m in store.trial_metrics(&ids).await? {
+            fresh.entry(m.trial_id).or_default().push(m);
         }
     }
     let mut all = Vec::new();

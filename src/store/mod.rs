@@ -280,8 +280,8 @@ pub trait Store {
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError>;
     async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError>;
     async fn metrics(&self, sweep_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
-    /// One trial's metrics, by name and epoch.
-    async fn trial_metrics(&self, trial_id: i64) -> Result<Vec<MetricPoint>, StoreError>;
+    /// These trials' metrics, trial after trial in the order given, each by name and epoch.
+    async fn trial_metrics(&self, trial_ids: &[i64]) -> Result<Vec<MetricPoint>, StoreError>;
     /// One trial's per-step training losses as `(step, epoch, loss)`, in step order; NaN
     /// where the loss was not finite.
     async fn steps(&self, trial_id: i64) -> Result<Vec<(usize, usize, f64)>, StoreError>;

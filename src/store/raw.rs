@@ -7,12 +7,14 @@
 //! Here the caller's closure reads each row in place while the statement steps.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ffi::{CStr, c_int};
 use std::fmt;
 
 use libsqlite3_sys as ffi;
-use sqlx::SqlitePool;
 use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::sqlite::LockedSqliteHandle;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use super::StoreError;
 
@@ -105,25 +107,159 @@ pub(crate) async fn rows<T>(
     pool: &SqlitePool,
     sql: &str,
     binds: &[i64],
-    mut each: impl FnMut(&RawRow) -> Result<T, StoreError>,
+    each: impl FnMut(&RawRow) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut conn = pool.acquire().await?;
-    // While the handle is locked, sqlx's worker thread makes no calls on this connection.
-    let mut locked = conn.lock_handle().await?;
-    let db = locked.as_raw_handle().as_ptr();
-    let stmt = prepare(db, sql)?;
-    for (i, v) in binds.iter().enumerate() {
-        // SAFETY: `stmt` is live; SQLite checks the index and reports a bad one.
-        let rc = unsafe { ffi::sqlite3_bind_int64(stmt.raw, i as c_int + 1, *v) };
-        check(db, rc)?;
+    let binds: Vec<Bind> = binds.iter().map(|v| Bind::Int(*v)).collect();
+    Locked::lock(&mut conn).await?.rows(sql, &binds, each)
+}
+
+/// A connection's own handle, locked for the caller: sqlx's worker thread makes no calls on
+/// it until this is dropped, and every call here runs on the calling thread. Taking the lock
+/// is one round trip to that thread, and so is every statement run through sqlx (each a
+/// wake-up of two threads), so a transaction of many statements runs here under one lock.
+/// Statements are prepared once per lock.
+pub(crate) struct Locked<'c> {
+    /// Finalized (dropped) before the lock is released: declared first.
+    statements: HashMap<String, Statement>,
+    db: *mut ffi::sqlite3,
+    _handle: LockedSqliteHandle<'c>,
+}
+
+impl<'c> Locked<'c> {
+    pub async fn lock(conn: &'c mut SqliteConnection) -> Result<Self, StoreError> {
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        Ok(Self {
+            statements: HashMap::new(),
+            db,
+            _handle: handle,
+        })
     }
-    let mut out = Vec::new();
-    loop {
-        // SAFETY: `stmt` is live and belongs to `db`, which only this task uses while locked.
-        match unsafe { ffi::sqlite3_step(stmt.raw) } {
-            ffi::SQLITE_ROW => out.push(each(&RawRow { stmt: &stmt })?),
-            ffi::SQLITE_DONE => return Ok(out),
-            rc => return Err(error(db, rc)),
+
+    /// The prepared statement for `sql`, reset and with no values bound.
+    fn statement(&mut self, sql: &str) -> Result<&Statement, StoreError> {
+        if !self.statements.contains_key(sql) {
+            let stmt = prepare(self.db, sql)?;
+            self.statements.insert(sql.to_string(), stmt);
+        }
+        Ok(&self.statements[sql])
+    }
+
+    /// Runs `sql` with `binds` (`?1`, `?2`, ... or `?` in order) and maps every row it
+    /// returns with `each`.
+    pub fn rows<T>(
+        &mut self,
+        sql: &str,
+        binds: &[Bind],
+        mut each: impl FnMut(&RawRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let db = self.db;
+        let stmt = self.statement(sql)?;
+        let _reset = Reset(stmt);
+        bind(db, stmt, binds)?;
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: `stmt` is live and belongs to `db`, which only this caller uses while
+            // it is locked.
+            match unsafe { ffi::sqlite3_step(stmt.raw) } {
+                ffi::SQLITE_ROW => out.push(each(&RawRow { stmt })?),
+                ffi::SQLITE_DONE => return Ok(out),
+                rc => return Err(error(db, rc)),
+            }
+        }
+    }
+
+    /// Runs `sql` with `binds` to its end; returns how many rows it changed.
+    pub fn execute(&mut self, sql: &str, binds: &[Bind]) -> Result<usize, StoreError> {
+        let db = self.db;
+        let stmt = self.statement(sql)?;
+        run(db, stmt, binds)
+    }
+
+    /// Inserts `rows` as `{head} VALUES (?, ...), (?, ...) ... {tail}` (`tail`, e.g. an ON
+    /// CONFLICT clause, may be empty). The rows that do not fill a whole statement go in one
+    /// at a time through a one-row statement (so no statement of an odd length is parsed).
+    /// Through sqlx, every batch size was a statement prepared anew and each call a round
+    /// trip to its thread: the digits sweep's commits of its steps and metrics took 100 ms.
+    /// Returns how many rows the statements inserted or changed (SQLite's `changes()`: a row
+    /// an ON CONFLICT DO NOTHING skipped does not count).
+    pub fn insert_rows<const N: usize>(
+        &mut self,
+        (head, tail): (&str, &str),
+        rows: &[[Bind<'_>; N]],
+    ) -> Result<usize, StoreError> {
+        let sql = |count: usize| {
+            let one = format!("({})", vec!["?"; N].join(", "));
+            format!("{head} VALUES {} {tail}", vec![one; count].join(", "))
+        };
+        let mut whole = rows.chunks_exact(ROWS_PER_STATEMENT);
+        let mut changed = 0;
+        if rows.len() >= ROWS_PER_STATEMENT {
+            let sql = sql(ROWS_PER_STATEMENT);
+            for chunk in &mut whole {
+                changed += self.execute(&sql, chunk.as_flattened())?;
+            }
+        }
+        let rest = whole.remainder();
+        if !rest.is_empty() {
+            let sql = sql(1);
+            for row in rest {
+                changed += self.execute(&sql, row)?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Runs `work` in a transaction that takes the write lock at once (BEGIN IMMEDIATE, so a
+    /// read-then-write in it cannot race another writer), committed if `work` returns `Ok`
+    /// and rolled back if it fails or panics. It cannot be cancelled half-way: it has no
+    /// await point.
+    pub fn immediate<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.execute("BEGIN IMMEDIATE", &[])?;
+        let mut open = Open(Some(self));
+        let this = open.0.as_mut().expect("set above");
+        let out = work(this)?;
+        this.execute("COMMIT", &[])?;
+        open.0 = None;
+        Ok(out)
+    }
+}
+
+/// Rolls back the transaction `Locked::immediate` opened unless it was committed.
+struct Open<'a, 'c>(Option<&'a mut Locked<'c>>);
+
+impl Drop for Open<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(locked) = self.0.take() {
+            // SAFETY: `db` is open and locked for this thread. A failed rollback leaves
+            // nothing to undo: SQLite has then rolled back already.
+            unsafe {
+                ffi::sqlite3_exec(
+                    locked.db,
+                    c"ROLLBACK".as_ptr(),
+                    None,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+    }
+}
+
+/// Resets a statement and clears its values when its run ends, however it ends.
+struct Reset<'s>(&'s Statement);
+
+impl Drop for Reset<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the statement is live. Reset's result repeats the last step's error,
+        // which was reported there.
+        unsafe {
+            ffi::sqlite3_reset(self.0.raw);
+            ffi::sqlite3_clear_bindings(self.0.raw);
         }
     }
 }
@@ -135,6 +271,7 @@ pub(crate) enum Bind<'a> {
     /// `None` binds NULL.
     Real(Option<f64>),
     Text(&'a str),
+    Blob(&'a [u8]),
 }
 
 /// Rows per INSERT statement in [`insert_rows`]: a multi-row VALUES list runs in one step,
@@ -143,59 +280,12 @@ pub(crate) enum Bind<'a> {
 /// commits; with 64 the commits took 27-36 ms, and 1 M step rows still go in at 1.1-1.5 M/s.
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// Inserts `rows` as `{head} VALUES (?, ...), (?, ...) ... {tail}` (`tail`, e.g. an ON
-/// CONFLICT clause, may be empty), on `conn` inside its transaction, if it has one. The
-/// rows that do not fill a whole statement go in one at a time through a one-row statement
-/// (so no statement of an odd length is parsed). The statements are prepared once per call
-/// on the raw handle and run on the calling thread without a break (the scheduler commits on
-/// a task of its own, see `SqliteStore::commit`).
-/// Through sqlx, every batch size was a statement prepared anew and each call a round trip
-/// to its thread: the digits sweep's commits of its steps and metrics took 100 ms.
-/// Returns how many rows the statements inserted or changed (SQLite's `changes()`: a row
-/// an ON CONFLICT DO NOTHING skipped does not count).
-pub(crate) async fn insert_rows<const N: usize>(
-    conn: &mut sqlx::SqliteConnection,
-    (head, tail): (&str, &str),
-    rows: &[[Bind<'_>; N]],
-) -> Result<usize, StoreError> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let sql = |count: usize| {
-        let one = format!("({})", vec!["?"; N].join(", "));
-        format!("{head} VALUES {} {tail}", vec![one; count].join(", "))
-    };
-    let mut locked = conn.lock_handle().await?;
-    let db = locked.as_raw_handle().as_ptr();
-    let mut whole = rows.chunks_exact(ROWS_PER_STATEMENT);
-    let mut changed = 0;
-    if rows.len() >= ROWS_PER_STATEMENT {
-        let stmt = prepare(db, &sql(ROWS_PER_STATEMENT))?;
-        for chunk in &mut whole {
-            changed += run(db, &stmt, chunk)?;
-        }
-    }
-    let rest = whole.remainder();
-    if !rest.is_empty() {
-        let stmt = prepare(db, &sql(1))?;
-        for row in rest {
-            changed += run(db, &stmt, std::slice::from_ref(row))?;
-        }
-    }
-    Ok(changed)
-}
-
-/// Binds `rows` to `stmt` (which has that many rows of parameters), runs it and resets it;
-/// returns how many rows it changed.
-fn run<const N: usize>(
-    db: *mut ffi::sqlite3,
-    stmt: &Statement,
-    rows: &[[Bind<'_>; N]],
-) -> Result<usize, StoreError> {
-    for (i, value) in rows.iter().flatten().enumerate() {
+/// Binds `values` to `stmt`'s parameters in order.
+fn bind(db: *mut ffi::sqlite3, stmt: &Statement, values: &[Bind<'_>]) -> Result<(), StoreError> {
+    for (i, value) in values.iter().enumerate() {
         let i = i as c_int + 1;
-        // SAFETY: `stmt` is live and only this task uses `db` while it is locked; SQLite
-        // copies text bound with SQLITE_TRANSIENT, and checks the index.
+        // SAFETY: `stmt` is live and only this caller uses `db` while it is locked; SQLite
+        // copies text and blobs bound with SQLITE_TRANSIENT, and checks the index.
         let rc = unsafe {
             match *value {
                 Bind::Int(v) => ffi::sqlite3_bind_int64(stmt.raw, i, v),
@@ -208,19 +298,35 @@ fn run<const N: usize>(
                     t.len() as c_int,
                     ffi::SQLITE_TRANSIENT(),
                 ),
+                Bind::Blob(b) => ffi::sqlite3_bind_blob(
+                    stmt.raw,
+                    i,
+                    b.as_ptr().cast(),
+                    b.len() as c_int,
+                    ffi::SQLITE_TRANSIENT(),
+                ),
             }
         };
         check(db, rc)?;
     }
-    // SAFETY: as above.
-    let rc = unsafe { ffi::sqlite3_step(stmt.raw) };
-    if rc != ffi::SQLITE_DONE {
-        return Err(error(db, rc));
+    Ok(())
+}
+
+/// Binds `values` to `stmt`, runs it to its end and resets it; returns how many rows it
+/// changed.
+fn run(db: *mut ffi::sqlite3, stmt: &Statement, values: &[Bind<'_>]) -> Result<usize, StoreError> {
+    let _reset = Reset(stmt);
+    bind(db, stmt, values)?;
+    loop {
+        // SAFETY: as in `bind`.
+        match unsafe { ffi::sqlite3_step(stmt.raw) } {
+            ffi::SQLITE_ROW => {}
+            ffi::SQLITE_DONE => break,
+            rc => return Err(error(db, rc)),
+        }
     }
     // SAFETY: as above; the count is of the statement that just ran on this connection.
     let changed = unsafe { ffi::sqlite3_changes64(db) };
-    // SAFETY: as above; reset keeps the statement for the next rows.
-    check(db, unsafe { ffi::sqlite3_reset(stmt.raw) })?;
     Ok(usize::try_from(changed).unwrap_or(0))
 }
 
@@ -330,7 +436,6 @@ mod tests {
 
     #[tokio::test]
     async fn insert_rows_writes_full_and_partial_statements_and_reports_conflicts() {
-        use sqlx::Acquire;
         let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
         let mut conn = pool.acquire().await.unwrap();
         sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, x REAL, s TEXT)")
@@ -348,24 +453,27 @@ mod tests {
                 ]
             })
             .collect();
-        let mut tx = conn.begin().await.unwrap();
-        let inserted = insert_rows(&mut tx, ("INSERT INTO t (k, x, s)", ""), &rows)
-            .await
+        let mut db = Locked::lock(&mut conn).await.unwrap();
+        let inserted = db
+            .immediate(|db| db.insert_rows(("INSERT INTO t (k, x, s)", ""), &rows))
             .unwrap();
-        tx.commit().await.unwrap();
         assert_eq!(inserted, n);
-        let got: Vec<(i64, Option<f64>, String)> =
-            sqlx::query_as("SELECT k, x, s FROM t ORDER BY k")
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap();
+        let got = db
+            .rows("SELECT k, x, s FROM t ORDER BY k", &[], |r| {
+                Ok((
+                    r.int_required("k")?,
+                    r.real("x")?,
+                    r.text_required("s")?.to_string(),
+                ))
+            })
+            .unwrap();
         assert_eq!(got.len(), n);
         for (k, x, s) in got {
             assert_eq!(x, (k % 3 != 0).then_some(k as f64 / 4.0));
             assert_eq!(s, if k % 2 == 0 { "é" } else { "" });
         }
         // The same keys again: the primary key refuses them, with SQLite's code.
-        match insert_rows(&mut conn, ("INSERT INTO t (k, x, s)", ""), &rows[..2]).await {
+        match db.insert_rows(("INSERT INTO t (k, x, s)", ""), &rows[..2]) {
             Err(StoreError::Sql(e)) => {
                 let code = e.as_database_error().and_then(|d| d.code()).unwrap();
                 assert_eq!(
@@ -382,19 +490,61 @@ mod tests {
             "ON CONFLICT (k) DO UPDATE SET s = excluded.s",
         );
         let again = [[Bind::Int(0), Bind::Real(None), Bind::Text("new")]];
-        assert_eq!(insert_rows(&mut conn, upsert, &again).await.unwrap(), 1);
+        assert_eq!(db.insert_rows(upsert, &again).unwrap(), 1);
         // Rows skipped by DO NOTHING are not counted; new ones are.
         let skip = ("INSERT INTO t (k, x, s)", "ON CONFLICT (k) DO NOTHING");
         let mixed = [
             [Bind::Int(1), Bind::Real(None), Bind::Text("old key")],
             [Bind::Int(-1), Bind::Real(None), Bind::Text("new key")],
         ];
-        assert_eq!(insert_rows(&mut conn, skip, &mixed).await.unwrap(), 1);
+        assert_eq!(db.insert_rows(skip, &mixed).unwrap(), 1);
+        drop(db);
         let s: String = sqlx::query_scalar("SELECT s FROM t WHERE k = 0")
             .fetch_one(&mut *conn)
             .await
             .unwrap();
         assert_eq!(s, "new");
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_panicking_transaction_leaves_nothing_behind() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, b BLOB)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let mut db = Locked::lock(&mut conn).await.unwrap();
+        let insert = "INSERT INTO t (k, b) VALUES (?, ?)";
+        // The second insert fails (the same key): the first is rolled back with it.
+        let failed = db.immediate(|db| {
+            db.execute(insert, &[Bind::Int(1), Bind::Blob(b"a")])?;
+            db.execute(insert, &[Bind::Int(1), Bind::Blob(b"b")])
+        });
+        assert!(matches!(failed, Err(StoreError::Sql(_))), "{failed:?}");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            db.immediate::<()>(|db| {
+                db.execute(insert, &[Bind::Int(2), Bind::Blob(b"c")])?;
+                panic!("a bug in the middle of a transaction")
+            })
+        }));
+        assert!(panicked.is_err());
+        let count =
+            |db: &mut Locked| db.rows("SELECT count(*) AS n FROM t", &[], |r| r.int_required("n"));
+        assert_eq!(count(&mut db).unwrap(), [0]);
+        // The connection is usable again, outside any transaction, and blobs read back.
+        let added = db.immediate(|db| db.execute(insert, &[Bind::Int(3), Bind::Blob(&[0, 255])]));
+        assert_eq!(added.unwrap(), 1);
+        drop(db);
+        let (b, autocommit): (Vec<u8>, i64) = sqlx::query_as("SELECT b, 1 FROM t WHERE k = 3")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!((b, autocommit), (vec![0, 255], 1));
+        // sqlx can open a transaction of its own on it: none is left open.
+        use sqlx::Connection;
+        let tx = conn.begin().await.unwrap();
+        tx.rollback().await.unwrap();
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
 
-use super::raw::{self, Bind, RawRow};
+use super::raw::{self, Bind, Locked, RawRow};
 use super::*;
 
 /// The schema migrations in `migrations/`, compiled in.
@@ -44,7 +44,7 @@ impl SqliteStore {
             Self::look(path).await?;
         }
         let options = Self::options(path).create_if_missing(true);
-        let pool = SqlitePoolOptions::new()
+        let pool = pool_options()
             .max_connections(4)
             .connect_with(options)
             .await
@@ -113,7 +113,7 @@ impl SqliteStore {
             .filename(path)
             .read_only(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
+        let pool = pool_options()
             .max_connections(2)
             .connect_with(options)
             .await?;
@@ -149,6 +149,12 @@ impl SqliteStore {
         // BEGIN IMMEDIATE takes the write lock at once, so read-then-write cannot race.
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// A pool that hands out its connections without pinging each first (a round trip to its
+/// sqlx thread on every acquire, which a file on this machine does not need).
+fn pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().test_before_acquire(false)
 }
 
 /// An empty database with every migration in `migrations/` applied, as SQLite writes it (WAL
@@ -336,14 +342,14 @@ impl Store for SqliteStore {
             .collect();
         // Through the C API: a statement per trial through sqlx took 1.5-3.5 ms of the
         // digits sweep's start (a round trip to sqlx's thread each).
-        let mut tx = self.begin_immediate().await?;
         let sql = (
             "INSERT INTO trials (sweep_id, ordinal, config, config_hash)",
             "ON CONFLICT (sweep_id, config_hash) DO NOTHING",
         );
-        let added = raw::insert_rows(&mut tx, sql, &rows).await?;
-        tx.commit().await?;
-        Ok(added)
+        let mut conn = self.pool.acquire().await?;
+        Locked::lock(&mut conn)
+            .await?
+            .immediate(|db| db.insert_rows(sql, &rows))
     }
 
     async fn requeue_running(&self, sweep_id: i64) -> Result<usize, StoreError> {
@@ -357,21 +363,17 @@ impl Store for SqliteStore {
     }
 
     async fn claim_next(&self, sweep_id: i64) -> Result<Option<ClaimedTrial>, StoreError> {
-        let mut tx = self.begin_immediate().await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM trials WHERE sweep_id = ? AND state = 'pending'
-               AND id NOT IN (SELECT trial_id FROM checkpoints)
-             ORDER BY ordinal LIMIT 1",
-        )
-        .bind(sweep_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            return Ok(None);
-        };
-        let claim = start_trial(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(Some(claim))
+        let mut conn = self.pool.acquire().await?;
+        Locked::lock(&mut conn).await?.immediate(|db| {
+            let next = db.rows(
+                "SELECT id FROM trials WHERE sweep_id = ? AND state = 'pending'
+                   AND id NOT IN (SELECT trial_id FROM checkpoints)
+                 ORDER BY ordinal LIMIT 1",
+                &[Bind::Int(sweep_id)],
+                |r| r.int_required("id"),
+            )?;
+            next.first().map(|id| start_trial(db, *id)).transpose()
+        })
     }
 
     async fn paused(&self, sweep_id: i64) -> Result<Vec<(i64, usize)>, StoreError> {
@@ -453,30 +455,32 @@ impl Store for SqliteStore {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_immediate().await?;
-        for w in writes {
-            if let Write::Start { trial_id } = w {
-                start_trial(&mut tx, *trial_id).await?;
-            }
-        }
-        insert_metrics(&mut tx, writes).await?;
-        insert_steps(&mut tx, writes).await?;
-        insert_decisions(&mut tx, writes).await?;
-        for w in writes {
-            match w {
-                Write::Finish { trial_id, outcome } => {
-                    finish_trial(&mut tx, *trial_id, outcome).await?;
+        // One lock of the connection for the whole transaction: through sqlx, a commit of
+        // the digits sweep (BEGIN, a statement per started and three per finished trial, the
+        // inserts, COMMIT) made 27-36 round trips to sqlx's thread.
+        let mut conn = self.pool.acquire().await?;
+        Locked::lock(&mut conn).await?.immediate(|db| {
+            for w in writes {
+                if let Write::Start { trial_id } = w {
+                    start_trial(db, *trial_id)?;
                 }
-                Write::Pause {
-                    trial_id,
-                    epochs_run,
-                    checkpoint,
-                } => pause_trial(&mut tx, *trial_id, *epochs_run, checkpoint).await?,
-                Write::Start { .. } | Write::Epoch { .. } | Write::Decision { .. } => {}
             }
-        }
-        tx.commit().await?;
-        Ok(())
+            insert_metrics(db, writes)?;
+            insert_steps(db, writes)?;
+            insert_decisions(db, writes)?;
+            for w in writes {
+                match w {
+                    Write::Finish { trial_id, outcome } => finish_trial(db, *trial_id, outcome)?,
+                    Write::Pause {
+                        trial_id,
+                        epochs_run,
+                        checkpoint,
+                    } => pause_trial(db, *trial_id, *epochs_run, checkpoint)?,
+                    Write::Start { .. } | Write::Epoch { .. } | Write::Decision { .. } => {}
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Committed on a runtime worker: the caller (the scheduler) goes on answering trainers.
@@ -575,10 +579,18 @@ impl Store for SqliteStore {
         raw::rows(&self.pool, sql, &[sweep_id], metric_point).await
     }
 
-    async fn trial_metrics(&self, trial_id: i64) -> Result<Vec<MetricPoint>, StoreError> {
+    async fn trial_metrics(&self, trial_ids: &[i64]) -> Result<Vec<MetricPoint>, StoreError> {
         let sql = "SELECT trial_id, name, epoch, value, kind FROM metrics WHERE trial_id = ?
              ORDER BY name, epoch";
-        raw::rows(&self.pool, sql, &[trial_id], metric_point).await
+        // All under one lock of a connection, one statement: the final report of the digits
+        // sweep reads 6-23 trials' this way (a round trip to sqlx's thread each before).
+        let mut conn = self.pool.acquire().await?;
+        let mut db = Locked::lock(&mut conn).await?;
+        let mut points = Vec::new();
+        for id in trial_ids {
+            points.extend(db.rows(sql, &[Bind::Int(*id)], metric_point)?);
+        }
+        Ok(points)
     }
 
     async fn steps(&self, trial_id: i64) -> Result<Vec<(usize, usize, f64)>, StoreError> {
@@ -626,10 +638,8 @@ impl Store for SqliteStore {
     }
 }
 
-type Tx<'a> = Transaction<'a, Sqlite>;
-
 /// Upserts every epoch's metrics; re-recording an epoch replaces its values.
-async fn insert_metrics(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
+fn insert_metrics(db: &mut Locked, writes: &[Write]) -> Result<(), StoreError> {
     let mut rows = Vec::new();
     for w in writes {
         if let Write::Epoch { trial_id, report } = w {
@@ -650,14 +660,14 @@ async fn insert_metrics(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreEr
         "INSERT INTO metrics (trial_id, name, epoch, value, kind)",
         "ON CONFLICT (trial_id, name, epoch) DO UPDATE SET value = excluded.value, kind = excluded.kind",
     );
-    raw::insert_rows(tx, sql, &rows).await.map(drop)
+    db.insert_rows(sql, &rows).map(drop)
 }
 
 /// Upserts each epoch's per-step losses as one row: a JSON array of the losses (each the
 /// shortest decimal that reads back as the same `f32`; null for NaN or an infinity), and the
 /// number of its first step. Step numbers continue across epochs (every epoch of a trial has
 /// the same number of steps).
-async fn insert_steps(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
+fn insert_steps(db: &mut Locked, writes: &[Write]) -> Result<(), StoreError> {
     let mut epochs = Vec::new();
     for w in writes {
         if let Write::Epoch { trial_id, report } = w
@@ -685,10 +695,10 @@ async fn insert_steps(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreErro
         "ON CONFLICT (trial_id, epoch) DO UPDATE SET first_step = excluded.first_step,
              losses = excluded.losses",
     );
-    raw::insert_rows(tx, sql, &rows).await.map(drop)
+    db.insert_rows(sql, &rows).map(drop)
 }
 
-async fn insert_decisions(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), StoreError> {
+fn insert_decisions(db: &mut Locked, writes: &[Write]) -> Result<(), StoreError> {
     let mut decisions = Vec::new();
     for w in writes {
         if let Write::Decision {
@@ -716,96 +726,119 @@ async fn insert_decisions(tx: &mut Tx<'_>, writes: &[Write]) -> Result<(), Store
         "INSERT INTO decisions (trial_id, epoch, rule, action, reason, details)",
         "",
     );
-    raw::insert_rows(tx, sql, &rows).await.map(drop)
+    db.insert_rows(sql, &rows).map(drop)
 }
 
 /// Marks trial `id` running for a new attempt and, from the second attempt on, deletes what
 /// earlier attempts recorded, so a rerun never mixes two attempts' curves.
-async fn start_trial(tx: &mut Tx<'_>, id: i64) -> Result<ClaimedTrial, StoreError> {
-    let row = sqlx::query(&format!(
-        "UPDATE trials SET state = 'running', attempt = attempt + 1, started_at = {NOW},
-                finished_at = NULL, epochs_run = NULL, best_epoch = NULL, best_value = NULL,
-                stop_reason = NULL, error = NULL, best_val_loss = NULL,
-                best_val_accuracy = NULL, best_val_rmse = NULL, final_val_loss = NULL,
-                final_val_kind = NULL, scored_epochs = NULL
-         WHERE id = ?
-         RETURNING ordinal, attempt, config"
-    ))
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?;
-    if row.get::<i64, _>("attempt") > 1 {
-        for table in ["metrics", "step_losses", "decisions"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE trial_id = ?"))
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+fn start_trial(db: &mut Locked, id: i64) -> Result<ClaimedTrial, StoreError> {
+    static START: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE trials SET state = 'running', attempt = attempt + 1, started_at = {NOW},
+                    finished_at = NULL, epochs_run = NULL, best_epoch = NULL, best_value = NULL,
+                    stop_reason = NULL, error = NULL, best_val_loss = NULL,
+                    best_val_accuracy = NULL, best_val_rmse = NULL, final_val_loss = NULL,
+                    final_val_kind = NULL, scored_epochs = NULL
+             WHERE id = ?
+             RETURNING ordinal, attempt, config"
+        )
+    });
+    let row = db
+        .rows(&START, &[Bind::Int(id)], |r| {
+            Ok((
+                r.int_required("ordinal")?,
+                r.int_required("attempt")?,
+                config_of(r.text_required("config")?)?,
+            ))
+        })?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt(format!("trial {id} is not in the database")))?;
+    let (ordinal, attempt, config) = row;
+    if attempt > 1 {
+        for sql in [
+            "DELETE FROM metrics WHERE trial_id = ?",
+            "DELETE FROM step_losses WHERE trial_id = ?",
+            "DELETE FROM decisions WHERE trial_id = ?",
+        ] {
+            db.execute(sql, &[Bind::Int(id)])?;
         }
     }
     Ok(ClaimedTrial {
         id,
-        ordinal: uint(row.get("ordinal"))?,
-        attempt: row.get("attempt"),
-        config: config_of(row.get("config"))?,
+        ordinal: uint(ordinal)?,
+        attempt,
+        config,
     })
 }
 
 /// Records how a trial ended; `Pending` (interrupted) leaves `finished_at` empty.
-async fn finish_trial(tx: &mut Tx<'_>, trial_id: i64, o: &TrialOutcome) -> Result<(), StoreError> {
-    let finished = if o.state == TrialState::Pending {
-        "NULL"
-    } else {
-        NOW
-    };
-    sqlx::query(&format!(
-        "UPDATE trials SET state = ?, finished_at = {finished}, epochs_run = ?, best_epoch = ?,
-                best_value = ?, stop_reason = ?, error = ? WHERE id = ?"
-    ))
-    .bind(o.state.as_str())
-    .bind(int(o.epochs_run)?)
-    .bind(o.best.map(|(e, _)| int(e)).transpose()?)
-    .bind(o.best.map(|(_, v)| v))
-    .bind(o.stop_reason.as_deref())
-    .bind(o.error.as_deref())
-    .bind(trial_id)
-    .execute(&mut **tx)
-    .await?;
+fn finish_trial(db: &mut Locked, trial_id: i64, o: &TrialOutcome) -> Result<(), StoreError> {
+    static FINISH: [LazyLock<String>; 2] = [
+        LazyLock::new(|| finish_sql("NULL")),
+        LazyLock::new(|| finish_sql(NOW)),
+    ];
+    fn finish_sql(finished: &str) -> String {
+        format!(
+            "UPDATE trials SET state = ?, finished_at = {finished}, epochs_run = ?, best_epoch = ?,
+                    best_value = ?, stop_reason = ?, error = ? WHERE id = ?"
+        )
+    }
+    fn text(t: Option<&str>) -> Bind<'_> {
+        t.map_or(Bind::Real(None), Bind::Text)
+    }
+    let sql = &FINISH[usize::from(o.state != TrialState::Pending)];
+    db.execute(
+        sql,
+        &[
+            Bind::Text(o.state.as_str()),
+            Bind::Int(int(o.epochs_run)?),
+            o.best
+                .map(|(e, _)| int(e))
+                .transpose()?
+                .map_or(Bind::Real(None), Bind::Int),
+            Bind::Real(o.best.map(|(_, v)| v)),
+            text(o.stop_reason.as_deref()),
+            text(o.error.as_deref()),
+            Bind::Int(trial_id),
+        ],
+    )?;
     if o.state.is_finished() {
         // Its leaderboard numbers, kept so `show` need not read every metric row.
-        sqlx::query(&STORE_SCORES_SQL)
-            .bind(trial_id)
-            .execute(&mut **tx)
-            .await?;
+        db.execute(&STORE_SCORES_SQL, &[Bind::Int(trial_id)])?;
         // A finished trial will not continue: its checkpoint (if it was paused once) goes.
-        sqlx::query("DELETE FROM checkpoints WHERE trial_id = ?")
-            .bind(trial_id)
-            .execute(&mut **tx)
-            .await?;
+        db.execute(
+            "DELETE FROM checkpoints WHERE trial_id = ?",
+            &[Bind::Int(trial_id)],
+        )?;
     }
     Ok(())
 }
 
-async fn pause_trial(
-    tx: &mut Tx<'_>,
+fn pause_trial(
+    db: &mut Locked,
     trial_id: i64,
     epochs_run: usize,
     checkpoint: &Checkpoint,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE trials SET state = 'pending', epochs_run = ? WHERE id = ?")
-        .bind(int(epochs_run)?)
-        .bind(trial_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(&format!(
-        "INSERT INTO checkpoints (trial_id, epoch, data) VALUES (?, ?, ?)
-         ON CONFLICT (trial_id) DO UPDATE SET epoch = excluded.epoch, data = excluded.data,
-             created_at = {NOW}"
-    ))
-    .bind(trial_id)
-    .bind(int(checkpoint.epoch)?)
-    .bind(&checkpoint.data)
-    .execute(&mut **tx)
-    .await?;
+    static SAVE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO checkpoints (trial_id, epoch, data) VALUES (?, ?, ?)
+             ON CONFLICT (trial_id) DO UPDATE SET epoch = excluded.epoch, data = excluded.data,
+                 created_at = {NOW}"
+        )
+    });
+    db.execute(
+        "UPDATE trials SET state = 'pending', epochs_run = ? WHERE id = ?",
+        &[Bind::Int(int(epochs_run)?), Bind::Int(trial_id)],
+    )?;
+    db.execute(
+        &SAVE,
+        &[
+            Bind::Int(trial_id),
+            Bind::Int(int(checkpoint.epoch)?),
+            Bind::Blob(&checkpoint.data),
+        ],
+    )?;
     Ok(())
 }
 
