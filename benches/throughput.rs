@@ -3,7 +3,7 @@
 //! 10,000-trial database, stopping decisions and start-up time.
 //!
 //! Run all: `cargo bench --bench throughput`. One section: `cargo bench --bench throughput --
-//! epochs` (sections: epochs, sweep, concurrency, store, scale, decisions, startup). burn's
+//! epochs` (sections: epochs, sweep, overhead, concurrency, store, scale, decisions, startup). burn's
 //! deprecated ndarray backend: `cargo bench --features ndarray --bench throughput -- epochs
 //! ndarray`.
 
@@ -39,6 +39,7 @@ fn main() {
     let sections = [
         "epochs",
         "sweep",
+        "overhead",
         "concurrency",
         "store",
         "scale",
@@ -63,7 +64,13 @@ fn main() {
     }
     if want("sweep") {
         sweep(Engine::Fused, 9);
-        sweep(Engine::Burn, 3);
+        // `-- sweep fused`: the fused engine alone.
+        if !args.iter().any(|a| a == "fused") {
+            sweep(Engine::Burn, 3);
+        }
+    }
+    if want("overhead") {
+        overhead(15);
     }
     if want("concurrency") {
         concurrency();
@@ -310,6 +317,100 @@ fn sweep(engine: Engine, rounds: usize) {
         "  against the two-process Python sweep ({PYTHON_TWO_PROCESSES_S} s, issue 7): {:.2}x its time (goal: 0.3x)",
         full / PYTHON_TWO_PROCESSES_S
     );
+}
+
+/// The CPU time that everything but training takes in the digits sweep (scheduler, database,
+/// charts, runtime, kernel), measured without the training's noise: each trial's epochs are
+/// recorded once from the fused engine, then every round runs the sweep (stopping off,
+/// reports on, 2 at once) with a trainer that replays them, each epoch after sleeping as long
+/// as it took: the same curves, rows and charts at the same pace, with nothing training. The
+/// process's CPU time less that of the replaying threads is the run's own work, as `sweep`
+/// counts it. With the training beside it that figure moves by tens of ms between runs on
+/// this shared machine; this one by a few. The trial charts are all drawn as trials end
+/// here, on the otherwise idle cores, while the real sweep leaves most to its final report.
+fn overhead(rounds: usize) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/digits.toml");
+    let mut spec = load(&path).expect("sweeps/digits.toml loads");
+    spec.stopping = None;
+    spec.train.max_parallel = 2;
+    spec.train.engine = Engine::Fused;
+    let split = prepare_data(&mut spec, &path).unwrap();
+    let trainer = MlpTrainer::new(&split);
+    let mut recorded = std::collections::HashMap::new();
+    for t in expand(&spec).unwrap() {
+        let mut epochs = Vec::new();
+        trainer
+            .train(&t.config, None, &mut |r| {
+                epochs.push(r);
+                Control::Continue
+            })
+            .unwrap();
+        recorded.insert(t.config.hash(), epochs);
+    }
+    let replay = Arc::new(Replay(recorded));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut outside, mut replaying, mut wall) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (started, process_cpu) = (Instant::now(), process_cpu_ns());
+        let accounts = Arc::new(Accounts::default());
+        let trainer = Accounted {
+            inner: Shared(replay.clone()),
+            accounts: accounts.clone(),
+        };
+        timed_run(
+            &rt,
+            &spec,
+            Some(&split.record),
+            move || Ok(trainer),
+            Some(Duration::from_secs(5)),
+        );
+        let process = (process_cpu_ns() - process_cpu) as f64 / 1e6;
+        outside.push(process - 1e3 * accounts.cpu_s());
+        replaying.push(1e3 * accounts.cpu_s());
+        wall.push(started.elapsed().as_secs_f64());
+    }
+    for v in [&mut outside, &mut replaying, &mut wall] {
+        v.sort_by(f64::total_cmp);
+    }
+    let quartile = |v: &[f64], q: usize| v[(v.len() - 1) * q / 4];
+    println!(
+        "overhead: the digits sweep (32 trials, 960 epochs, stopping off, reports on, 2 at once) replaying recorded epochs at their recorded pace, {rounds} rounds"
+    );
+    println!(
+        "  CPU time outside the training threads (scheduler, database, charts, runtime, kernel): {:.0} ms (median; quartiles {:.0}-{:.0}, range {:.0}-{:.0} ms); the replaying threads (sleeps, the rules, sending epochs): {:.0} ms; wall time {:.2} s (medians)",
+        quartile(&outside, 2),
+        quartile(&outside, 1),
+        quartile(&outside, 3),
+        outside[0],
+        outside[outside.len() - 1],
+        quartile(&replaying, 2),
+        quartile(&wall, 2)
+    );
+}
+
+/// Replays recorded epochs by trial configuration, each after sleeping as long as it took.
+struct Replay(std::collections::HashMap<String, Vec<EpochReport>>);
+
+/// A shared [`Replay`], as a trainer (which the run takes by value).
+struct Shared(Arc<Replay>);
+
+impl Trainer for Shared {
+    fn train(
+        &self,
+        config: &lcurve::spec::TrialConfig,
+        resume: Option<&lcurve::trainer::Checkpoint>,
+        on_epoch: &mut lcurve::trainer::EpochSink,
+    ) -> Result<lcurve::trainer::TrainEnd, lcurve::trainer::TrainError> {
+        assert!(resume.is_none(), "the replay has no checkpoints");
+        let epochs = &self.0.0[&config.hash()];
+        for r in epochs {
+            std::thread::sleep(Duration::from_secs_f64(r.seconds));
+            if on_epoch(r.clone()) != Control::Continue {
+                return Ok(lcurve::trainer::TrainEnd::Finished(r.epoch));
+            }
+        }
+        Ok(lcurve::trainer::TrainEnd::Finished(epochs.len()))
+    }
 }
 
 /// Runs `spec` with `lcurve run`'s library call on a fresh database and reports folder, and

@@ -135,12 +135,39 @@ fn at_size<T>(size: f64, f: impl FnOnce(&mut AtSize) -> T) -> T {
     f(sizes.entry(size.to_bits()).or_default())
 }
 
+/// Buffers of charts drawn before (pixels, PNG files), kept for the process so a chart does
+/// not fault in fresh pages, and shared by every thread: the final report draws on threads
+/// that have drawn nothing yet, and takes the buffers of the live chart thread, which by then
+/// has stopped. Each holds at most as many as were in use at once.
+struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+impl Buffers {
+    /// The smallest buffer kept that holds `len` bytes, else the largest, emptied; or a new
+    /// one.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = (0..kept.len())
+            .filter(|&i| kept[i].capacity() >= len)
+            .min_by_key(|&i| kept[i].capacity());
+        let pick = fits.or_else(|| (0..kept.len()).max_by_key(|&i| kept[i].capacity()));
+        let mut buffer = pick.map_or_else(Vec::new, |i| kept.swap_remove(i));
+        buffer.clear();
+        buffer
+    }
+
+    fn give_back(&self, buffer: Vec<u8>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(buffer);
+    }
+}
+
+static PIXELS: Buffers = Buffers(Mutex::new(Vec::new()));
+static ENCODED: Buffers = Buffers(Mutex::new(Vec::new()));
+
 thread_local! {
-    /// The last chart's pixel buffer, reused so each chart does not fault in fresh pages.
-    static PIXELS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// The last chart's PNG file, reused likewise.
-    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// The last chart's text pixels (see [`paint`]), reused likewise.
+    /// The last chart's text pixels (see [`paint`]), reused (a few kB).
     static TEXT: Rc<RefCell<Vec<TextPixel>>> = Rc::default();
 }
 
@@ -356,11 +383,11 @@ pub(super) fn draw_png(
     draw: impl FnOnce(DrawingArea<Canvas<'_>, Shift>) -> Result<(), String>,
 ) -> Result<(), String> {
     let (w, h) = size;
-    let mut pixels = PIXELS.take();
-    pixels.clear();
-    pixels.resize(w as usize * h as usize * 3, 255);
+    let len = w as usize * h as usize * 3;
+    let mut pixels = PIXELS.take(len);
+    pixels.resize(len, 255);
     let written = paint(&mut pixels, size, draw).and_then(|()| write_png(path, size, &pixels));
-    PIXELS.set(pixels);
+    PIXELS.give_back(pixels);
     written
 }
 
@@ -392,11 +419,11 @@ fn paint(
 }
 
 fn write_png(path: &Path, (w, h): (u32, u32), pixels: &[u8]) -> Result<(), String> {
-    let mut file = ENCODED.take();
-    file.clear();
+    // A chart's PNG file is a small part of its pixels' size.
+    let mut file = ENCODED.take(pixels.len() / 8);
     chart_png::png_rgb(&mut file, w, h, pixels);
     let written = write_beside(path, &file, true).map_err(|e| e.to_string());
-    ENCODED.set(file);
+    ENCODED.give_back(file);
     written
 }
 
@@ -440,6 +467,24 @@ mod tests {
     use plotters::style::text_anchor::{HPos, Pos, VPos};
 
     /// A chart drawn again over an older one replaces it whole, and leaves no temporary file.
+    #[test]
+    fn a_chart_takes_the_smallest_kept_buffer_that_fits_else_the_largest() {
+        let pool = Buffers(Mutex::new(Vec::new()));
+        assert_eq!(pool.take(10).capacity(), 0, "none kept: a new one");
+        for cap in [100, 400, 200] {
+            let mut b = Vec::with_capacity(cap);
+            b.push(7u8);
+            pool.give_back(b);
+        }
+        let fit = pool.take(150);
+        assert!((200..400).contains(&fit.capacity()) && fit.is_empty());
+        let largest = pool.take(1000);
+        assert!(largest.capacity() >= 400);
+        let last = pool.take(1);
+        assert!((100..200).contains(&last.capacity()));
+        assert_eq!(pool.take(1).capacity(), 0, "each buffer is handed out once");
+    }
+
     #[test]
     fn a_chart_drawn_again_replaces_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
