@@ -325,8 +325,15 @@ pub async fn run_sweep<S: Store, T: Trainer>(
                     .await;
             }
         };
-        let (summary, ()) = tokio::join!(training, live);
-        summary?
+        // The live redraws end with the training: one under way is dropped, not waited for.
+        // Its thread may still be drawing a chart (at nice 19, on a busy machine for up to
+        // 210 ms), which it then does not write (see `report::Live`); the final report draws
+        // that chart again, as it does every chart not drawn yet.
+        let (mut training, mut live) = (std::pin::pin!(training), std::pin::pin!(live));
+        tokio::select! {
+            summary = &mut training => summary?,
+            () = &mut live => training.await?,
+        }
     } else {
         store.finish_sweep(sweep_id).await?;
         RunSummary::default()

@@ -10,7 +10,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ab_glyph::{Font, FontRef, GlyphId, ScaleFont};
 use plotters::backend::{BitMapBackend, DrawingBackend};
@@ -427,20 +428,67 @@ fn write_png(path: &Path, (w, h): (u32, u32), pixels: &[u8]) -> Result<(), Strin
     written
 }
 
-/// Writes `bytes` to `path` through a file beside it, named for this process (another one
-/// drawing the same report, `lcurve report` while the sweep runs, writes its own), renamed
-/// into place: a reader never sees half a file. With `remove_old`, the old file is removed
-/// first, so a reader may find none for a moment: replaced in place (truncated) or renamed
-/// over, ext4 flushed the new file to disk before `close` returned (`auto_da_alloc`), 20% of
-/// the CPU time of the summary charts when `lcurve report` ran again. Charts take that
-/// moment; `index.html`, which reloads itself and stops on a missing page, does not.
+thread_local! {
+    /// Set on a thread while it draws a live redraw: the run's `over` flag.
+    static LIVE: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Held shared by every write of a report not drawn live, and alone by each write of a live
+/// redraw, which checks under it that the run is not over: the final report does not wait for
+/// a live redraw's chart in flight (on a busy machine the nice-19 chart thread took 73-210 ms
+/// to finish one), and no live file lands after the final report's, nor half-written: a
+/// live write under way when the final report starts writing is waited for.
+static GATE: RwLock<()> = RwLock::new(());
+
+/// Runs `draw` (which must draw on this thread alone) as a live redraw of a run that is over
+/// once `over` is set: from then on it writes nothing.
+pub(super) fn live<T>(over: Arc<AtomicBool>, draw: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Arc<AtomicBool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LIVE.with(|l| *l.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(LIVE.with(|l| l.borrow_mut().replace(over)));
+    draw()
+}
+
+/// Writes `bytes` to `path` through a file beside it, named for this process and this write
+/// (another process, `lcurve report` while the sweep runs, or another thread may write the
+/// same file at the same time), renamed into place: a reader never sees half a file. With
+/// `remove_old`, the old file is removed first, so a reader may find none for a moment:
+/// replaced in place (truncated) or renamed over, ext4 flushed the new file to disk before
+/// `close` returned (`auto_da_alloc`), 20% of the CPU time of the summary charts when
+/// `lcurve report` ran again. Charts take that moment; `index.html`, which reloads itself and
+/// stops on a missing page, does not. In a live redraw (see [`live`]) of a run that is over,
+/// it writes nothing and returns an `Interrupted` error.
 pub(super) fn write_beside(path: &Path, bytes: &[u8], remove_old: bool) -> std::io::Result<()> {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let live = LIVE.with(|l| l.borrow().clone());
+    // A poisoned gate guards nothing that a panic could have left half-done.
+    let _gate = match &live {
+        Some(over) => {
+            let gate = GATE.write().unwrap_or_else(|e| e.into_inner());
+            if over.load(Ordering::Relaxed) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "the run is over: the final report draws this",
+                ));
+            }
+            Gate::Alone(gate)
+        }
+        None => Gate::Shared(GATE.read().unwrap_or_else(|e| e.into_inner())),
+    };
     let Some(name) = path.file_name() else {
         return std::fs::write(path, bytes);
     };
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    tmp_name.push(format!(
+        ".{}-{}.tmp",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, bytes)?;
     if remove_old {
@@ -453,6 +501,12 @@ pub(super) fn write_beside(path: &Path, bytes: &[u8], remove_old: bool) -> std::
         }
     }
     std::fs::rename(&tmp, path)
+}
+
+/// A hold on [`GATE`].
+enum Gate {
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
 }
 
 pub(super) fn err(e: impl std::fmt::Debug) -> String {
@@ -500,6 +554,39 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["chart.png"]);
+    }
+
+    #[test]
+    fn a_live_redraw_writes_nothing_once_the_run_is_over_and_writers_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chart.png");
+        let over = Arc::new(AtomicBool::new(false));
+        live(over.clone(), || write_beside(&path, b"live", true)).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"live");
+        over.store(true, Ordering::Relaxed);
+        let late = live(over.clone(), || write_beside(&path, b"stale", true));
+        assert_eq!(late.unwrap_err().kind(), std::io::ErrorKind::Interrupted);
+        // Outside a live redraw (the final report) the flag does not apply.
+        write_beside(&path, b"final", true).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"final");
+        // Threads writing the same file at once each use a file of their own beside it.
+        std::thread::scope(|s| {
+            for i in 0..4u8 {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        write_beside(path, &[i; 3000], true).unwrap();
+                    }
+                });
+            }
+        });
+        let last = std::fs::read(&path).unwrap();
+        assert!(last.len() == 3000 && last.iter().all(|b| *b == last[0]));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["chart.png"], "no file left beside it");
     }
 
     /// Draws the same labels with plotters' own text path and with the cache, twice (the

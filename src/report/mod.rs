@@ -113,7 +113,9 @@ pub async fn write_report<S: Store>(
 
 /// A redraw while the sweep runs. It draws on one thread, ended trials' charts first, and
 /// gives up (no further chart, not the page) once `over` is set, so the final redraw, on
-/// every core, draws what is left instead of waiting for it. Trial charts alone are drawn at
+/// every core, draws what is left instead of waiting for it; nor does it write the chart it
+/// was drawing then (see `canvas::write_beside`), so the run need not wait for that chart
+/// either. Trial charts alone are drawn at
 /// the lowest priority (nice 19), so training gives them mostly the time a core would
 /// otherwise idle; the page keeps the normal priority, so a person watching a busy machine
 /// still sees it change (the run keeps its redraws under ~5% of the time).
@@ -207,12 +209,15 @@ pub async fn redraw_and<S: Store>(
     let paths = ReportPaths::new(root, &row.name);
     let dir = paths.dir().to_path_buf();
     let drawing = tokio::task::spawn_blocking(move || {
-        let over = live.as_ref().map(|l| &*l.over);
-        let draw = || draw_all(&data, &paths, &skip, page.as_ref(), over);
+        let draw = || draw_all(&data, &paths, &skip, page.as_ref(), live.as_ref());
         // A live redraw shares the machine with training: one thread, and for trial charts
-        // alone, the lowest priority.
-        match live.as_ref().and_then(|_| live_pool(page.is_none())) {
-            Some(pool) => pool.install(draw),
+        // alone, the lowest priority. Without such a thread it draws nothing: the final
+        // report draws everything.
+        match &live {
+            Some(l) => match live_pool(page.is_none()) {
+                Some(pool) => pool.install(|| canvas::live(l.over.clone(), draw)),
+                None => (ReportOutcome::default(), Vec::new()),
+            },
             None => draw(),
         }
     });
@@ -394,9 +399,9 @@ fn draw_all(
     paths: &ReportPaths,
     skip: &[usize],
     page: Option<&PageText>,
-    abandon: Option<&AtomicBool>,
+    live: Option<&Live>,
 ) -> (ReportOutcome, Vec<(usize, Fingerprint)>) {
-    let abandoned = || abandon.is_some_and(|a| a.load(Ordering::Relaxed));
+    let abandoned = || live.is_some_and(|l| l.over.load(Ordering::Relaxed));
     let mut outcome = ReportOutcome {
         dir: paths.dir().to_path_buf(),
         ..Default::default()
