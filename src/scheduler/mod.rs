@@ -277,8 +277,8 @@ pub async fn run<S: Store, T: Trainer>(
     }
     // Not told: the run is over, and the final redraw follows (a live redraw started now
     // would only hold it up).
+    unsaved.add(vec![Write::FinishSweep { sweep_id }]);
     unsaved.flush(store).await?;
-    store.finish_sweep(sweep_id).await?;
     Ok(summary)
 }
 

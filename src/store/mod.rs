@@ -174,6 +174,11 @@ pub enum Write {
         epochs_run: usize,
         checkpoint: Checkpoint,
     },
+    /// As [`Store::finish_sweep`], after the batch's other writes: a run's last batch
+    /// carries it, so the end of a run takes one transaction, not two.
+    FinishSweep {
+        sweep_id: i64,
+    },
 }
 
 #[derive(Debug, Clone)]

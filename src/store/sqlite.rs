@@ -493,7 +493,15 @@ impl Store for SqliteStore {
                         epochs_run,
                         checkpoint,
                     } => pause_trial(db, *trial_id, *epochs_run, checkpoint)?,
-                    Write::Start { .. } | Write::Epoch { .. } | Write::Decision { .. } => {}
+                    Write::Start { .. }
+                    | Write::Epoch { .. }
+                    | Write::Decision { .. }
+                    | Write::FinishSweep { .. } => {}
+                }
+            }
+            for w in writes {
+                if let Write::FinishSweep { sweep_id } = w {
+                    db.execute(&FINISH_SWEEP_SQL, &[Bind::Int(*sweep_id)])?;
                 }
             }
             Ok(())
@@ -513,15 +521,7 @@ impl Store for SqliteStore {
     }
 
     async fn finish_sweep(&self, sweep_id: i64) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "UPDATE sweeps SET finished_at = {NOW} WHERE id = ? AND NOT EXISTS
-               (SELECT 1 FROM trials WHERE sweep_id = ? AND state IN ('pending', 'running'))"
-        ))
-        .bind(sweep_id)
-        .bind(sweep_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.apply(&[Write::FinishSweep { sweep_id }]).await
     }
 
     async fn settle(&self) -> Result<(), StoreError> {
@@ -858,6 +858,14 @@ fn pause_trial(
     )?;
     Ok(())
 }
+
+/// Marks a sweep finished unless a trial of it is still to run (bind: the sweep id).
+static FINISH_SWEEP_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE sweeps SET finished_at = {NOW} WHERE id = ?1 AND NOT EXISTS
+           (SELECT 1 FROM trials WHERE sweep_id = ?1 AND state IN ('pending', 'running'))"
+    )
+});
 
 /// Each stored score column of `trials` and the subquery over the trial's metrics that gives
 /// it (`t` is the trial). Finishing a trial stores them; `scores()` computes them for trials

@@ -310,6 +310,9 @@ async fn cancellation_keeps_finished_epochs_and_requeues_running_trials() {
     assert!(trials.iter().all(|t| t.state == TrialState::Pending));
     let kept = store.metrics(r.sweep_id).await.unwrap().len();
     assert!(kept > 0, "epochs finished before the interrupt are stored");
+    let name = s.name.as_str();
+    let unfinished = store.sweep(name).await.unwrap().finished_at;
+    assert_eq!(unfinished, None, "an interrupted sweep is not finished");
 
     let fast = SyntheticTrainer::default();
     let r = run_sweep(
@@ -325,6 +328,11 @@ async fn cancellation_keeps_finished_epochs_and_requeues_running_trials() {
     .unwrap();
     assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&4));
     assert_eq!(store.metrics(r.sweep_id).await.unwrap().len(), 4 * 6 * 4);
+    let finished = store.sweep(name).await.unwrap().finished_at;
+    assert!(
+        finished.is_some(),
+        "the run's last commit marks the sweep finished"
+    );
 }
 
 /// Panics on the second trial's third epoch.
