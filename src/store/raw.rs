@@ -1,5 +1,6 @@
-//! Reads many rows through SQLite's C API on a pooled connection's own handle, for the
-//! queries that return thousands of rows (`lcurve show`, `compare`, reports).
+//! Runs statements through SQLite's C API on a pooled connection's own handle: the queries
+//! that return thousands of rows (`lcurve show`, `compare`, reports), and transactions of
+//! many statements (a scheduler commit), all under one lock of the handle ([`Locked`]).
 //!
 //! sqlx copies every value of every row (a `sqlite3_value_dup`, so a malloc each) and sends
 //! each row through a channel from its worker thread: on 10,000 trials with 15 columns that
