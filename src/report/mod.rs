@@ -115,10 +115,10 @@ pub async fn write_report<S: Store>(
 /// gives up (no further chart, not the page) once `over` is set, so the final redraw, on
 /// every core, draws what is left instead of waiting for it; nor does it write the chart it
 /// was drawing then (see `canvas::write_beside`), so the run need not wait for that chart
-/// either. Trial charts alone are drawn at
-/// the lowest priority (nice 19), so training gives them mostly the time a core would
-/// otherwise idle; the page keeps the normal priority, so a person watching a busy machine
-/// still sees it change (the run keeps its redraws under ~5% of the time).
+/// either. Trial charts alone are drawn at the lowest priority (nice 19), so training gives
+/// them mostly the time a core would otherwise idle; the page keeps the normal priority, so a
+/// person watching a busy machine still sees it change (the run keeps its redraws under ~5%
+/// of the time).
 #[derive(Debug, Clone)]
 pub struct Live {
     /// Set when the run is over.

@@ -169,7 +169,7 @@ fn configure_sqlite() {
 }
 
 /// A pool that hands out its connections without pinging each first (a round trip to its
-/// sqlx thread on every acquire, which a file on this machine does not need).
+/// sqlx thread on every acquire, which a local file does not need).
 fn pool_options() -> SqlitePoolOptions {
     SqlitePoolOptions::new().test_before_acquire(false)
 }
