@@ -3,9 +3,9 @@
 //! 10,000-trial database, stopping decisions and start-up time.
 //!
 //! Run all: `cargo bench --bench throughput`. One section: `cargo bench --bench throughput --
-//! epochs` (sections: epochs, sweep, overhead, concurrency, store, scale, decisions, startup). burn's
-//! deprecated ndarray backend: `cargo bench --features ndarray --bench throughput -- epochs
-//! ndarray`.
+//! epochs` (sections: epochs, sweep, overhead, concurrency, store, scale, decisions,
+//! startup). burn's deprecated ndarray backend: `cargo bench --features ndarray --bench
+//! throughput -- epochs ndarray`.
 
 use std::path::Path;
 use std::process::Command;
@@ -189,17 +189,24 @@ fn epochs(engine: &str) {
     }
 }
 
-/// `lcurve run sweeps/digits.toml` without stopping and with live reports, against the same
-/// trials trained with nothing around them (two threads pulling from one queue), the two
-/// taking turns for `rounds` rounds: the best of each, and the median of the rounds' own
-/// ratios (the shared machine's speed drifts between rounds, less within one).
-fn sweep(engine: Engine, rounds: usize) {
+/// `sweeps/digits.toml` as the `sweep` and `overhead` sections run it: stopping off, 2 trials
+/// at once, on `engine`; with its data.
+fn digits_sweep(engine: Engine) -> (SweepSpec, lcurve::data::Split) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/digits.toml");
     let mut spec = load(&path).expect("sweeps/digits.toml loads");
     spec.stopping = None;
     spec.train.max_parallel = 2;
     spec.train.engine = engine;
     let split = prepare_data(&mut spec, &path).unwrap();
+    (spec, split)
+}
+
+/// `lcurve run sweeps/digits.toml` without stopping and with live reports, against the same
+/// trials trained with nothing around them (two threads pulling from one queue), the two
+/// taking turns for `rounds` rounds: the best of each, and the median of the rounds' own
+/// ratios (the shared machine's speed drifts between rounds, less within one).
+fn sweep(engine: Engine, rounds: usize) {
+    let (spec, split) = digits_sweep(engine);
     let trials = expand(&spec).unwrap();
     let epochs: usize = trials.iter().map(|t| t.config.epochs).sum();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -329,12 +336,7 @@ fn sweep(engine: Engine, rounds: usize) {
 /// this shared machine; this one by a few. The trial charts are all drawn as trials end
 /// here, on the otherwise idle cores, while the real sweep leaves most to its final report.
 fn overhead(rounds: usize) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/digits.toml");
-    let mut spec = load(&path).expect("sweeps/digits.toml loads");
-    spec.stopping = None;
-    spec.train.max_parallel = 2;
-    spec.train.engine = Engine::Fused;
-    let split = prepare_data(&mut spec, &path).unwrap();
+    let (spec, split) = digits_sweep(Engine::Fused);
     let trainer = MlpTrainer::new(&split);
     let mut recorded = std::collections::HashMap::new();
     for t in expand(&spec).unwrap() {
@@ -347,14 +349,14 @@ fn overhead(rounds: usize) {
             .unwrap();
         recorded.insert(t.config.hash(), epochs);
     }
-    let replay = Arc::new(Replay(recorded));
+    let replay = Replay(Arc::new(recorded));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (mut outside, mut replaying, mut wall) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let (started, process_cpu) = (Instant::now(), process_cpu_ns());
         let accounts = Arc::new(Accounts::default());
         let trainer = Accounted {
-            inner: Shared(replay.clone()),
+            inner: replay.clone(),
             accounts: accounts.clone(),
         };
         timed_run(
@@ -389,12 +391,10 @@ fn overhead(rounds: usize) {
 }
 
 /// Replays recorded epochs by trial configuration, each after sleeping as long as it took.
-struct Replay(std::collections::HashMap<String, Vec<EpochReport>>);
+#[derive(Clone)]
+struct Replay(Arc<std::collections::HashMap<String, Vec<EpochReport>>>);
 
-/// A shared [`Replay`], as a trainer (which the run takes by value).
-struct Shared(Arc<Replay>);
-
-impl Trainer for Shared {
+impl Trainer for Replay {
     fn train(
         &self,
         config: &lcurve::spec::TrialConfig,
@@ -402,7 +402,7 @@ impl Trainer for Shared {
         on_epoch: &mut lcurve::trainer::EpochSink,
     ) -> Result<lcurve::trainer::TrainEnd, lcurve::trainer::TrainError> {
         assert!(resume.is_none(), "the replay has no checkpoints");
-        let epochs = &self.0.0[&config.hash()];
+        let epochs = &self.0[&config.hash()];
         for r in epochs {
             std::thread::sleep(Duration::from_secs_f64(r.seconds));
             if on_epoch(r.clone()) != Control::Continue {
