@@ -173,9 +173,11 @@ impl<'c> Locked<'c> {
 
     /// Runs `sql` with `binds` to its end; returns how many rows it changed.
     pub fn execute(&mut self, sql: &str, binds: &[Bind]) -> Result<usize, StoreError> {
-        let db = self.db;
-        let stmt = self.statement(sql)?;
-        run(db, stmt, binds)
+        self.rows(sql, binds, |_| Ok(()))?;
+        // SAFETY: `db` is open and only this caller uses it while it is locked; the count is
+        // of the statement that just ran on it.
+        let changed = unsafe { ffi::sqlite3_changes64(self.db) };
+        Ok(usize::try_from(changed).unwrap_or(0))
     }
 
     /// Inserts `rows` as `{head} VALUES (?, ...), (?, ...) ... {tail}` (`tail`, e.g. an ON
@@ -273,9 +275,10 @@ pub(crate) enum Bind<'a> {
     Real(Option<f64>),
     Text(&'a str),
     Blob(&'a [u8]),
+    Null,
 }
 
-/// Rows per INSERT statement in [`insert_rows`]: a multi-row VALUES list runs in one step,
+/// Rows per INSERT statement in [`Locked::insert_rows`]: a multi-row VALUES list runs in one step,
 /// which SQLite does faster than a step per row, but parsing it costs in proportion to its
 /// length on every call. With 256, preparing was 6-7 ms of a digits sweep's 35-40 ms of
 /// commits; with 64 the commits took 27-36 ms, and 1 M step rows still go in at 1.1-1.5 M/s.
@@ -291,7 +294,7 @@ fn bind(db: *mut ffi::sqlite3, stmt: &Statement, values: &[Bind<'_>]) -> Result<
             match *value {
                 Bind::Int(v) => ffi::sqlite3_bind_int64(stmt.raw, i, v),
                 Bind::Real(Some(v)) => ffi::sqlite3_bind_double(stmt.raw, i, v),
-                Bind::Real(None) => ffi::sqlite3_bind_null(stmt.raw, i),
+                Bind::Real(None) | Bind::Null => ffi::sqlite3_bind_null(stmt.raw, i),
                 Bind::Text(t) => ffi::sqlite3_bind_text(
                     stmt.raw,
                     i,
@@ -311,24 +314,6 @@ fn bind(db: *mut ffi::sqlite3, stmt: &Statement, values: &[Bind<'_>]) -> Result<
         check(db, rc)?;
     }
     Ok(())
-}
-
-/// Binds `values` to `stmt`, runs it to its end and resets it; returns how many rows it
-/// changed.
-fn run(db: *mut ffi::sqlite3, stmt: &Statement, values: &[Bind<'_>]) -> Result<usize, StoreError> {
-    let _reset = Reset(stmt);
-    bind(db, stmt, values)?;
-    loop {
-        // SAFETY: as in `bind`.
-        match unsafe { ffi::sqlite3_step(stmt.raw) } {
-            ffi::SQLITE_ROW => {}
-            ffi::SQLITE_DONE => break,
-            rc => return Err(error(db, rc)),
-        }
-    }
-    // SAFETY: as above; the count is of the statement that just ran on this connection.
-    let changed = unsafe { ffi::sqlite3_changes64(db) };
-    Ok(usize::try_from(changed).unwrap_or(0))
 }
 
 fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Statement, StoreError> {

@@ -801,7 +801,7 @@ fn finish_trial(db: &mut Locked, trial_id: i64, o: &TrialOutcome) -> Result<(), 
         )
     }
     fn text(t: Option<&str>) -> Bind<'_> {
-        t.map_or(Bind::Real(None), Bind::Text)
+        t.map_or(Bind::Null, Bind::Text)
     }
     let sql = &FINISH[usize::from(o.state != TrialState::Pending)];
     db.execute(
@@ -812,7 +812,7 @@ fn finish_trial(db: &mut Locked, trial_id: i64, o: &TrialOutcome) -> Result<(), 
             o.best
                 .map(|(e, _)| int(e))
                 .transpose()?
-                .map_or(Bind::Real(None), Bind::Int),
+                .map_or(Bind::Null, Bind::Int),
             Bind::Real(o.best.map(|(_, v)| v)),
             text(o.stop_reason.as_deref()),
             text(o.error.as_deref()),
