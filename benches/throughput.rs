@@ -99,6 +99,68 @@ fn digits(extra: &str) -> (SweepSpec, lcurve::data::Split) {
     (spec, split)
 }
 
+/// The float32 multiply-add peak of the calling thread's core, GFLOP/s (best of 5 runs of
+/// 12 independent chains of FMAs, as wide as the CPU has), and which instructions: the most
+/// that any GEMM can reach on it.
+fn fma_peak() -> Option<(f64, &'static str)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        const STEPS: usize = 20_000_000;
+        #[target_feature(enable = "avx512f")]
+        fn avx512() -> f32 {
+            let mut acc = [_mm512_set1_ps(1.0); 12];
+            let x = _mm512_set1_ps(std::hint::black_box(0.999_999));
+            let y = _mm512_set1_ps(std::hint::black_box(1e-7));
+            for _ in 0..STEPS {
+                for a in &mut acc {
+                    *a = _mm512_fmadd_ps(*a, x, y);
+                }
+            }
+            acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2() -> f32 {
+            let mut acc = [_mm256_set1_ps(1.0); 12];
+            let x = _mm256_set1_ps(std::hint::black_box(0.999_999));
+            let y = _mm256_set1_ps(std::hint::black_box(1e-7));
+            for _ in 0..STEPS {
+                for a in &mut acc {
+                    *a = _mm256_fmadd_ps(*a, x, y);
+                }
+            }
+            let mut lanes = [0f32; 8];
+            acc.iter()
+                .map(|&a| {
+                    // SAFETY: `lanes` holds the 8 floats the store writes.
+                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a) };
+                    lanes.iter().sum::<f32>()
+                })
+                .sum()
+        }
+        let (run, lanes, kind): (fn() -> f32, usize, &str) =
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY (both): the CPU has the features, checked here.
+                (|| unsafe { avx512() }, 16, "AVX-512")
+            } else if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                (|| unsafe { avx2() }, 8, "AVX2")
+            } else {
+                return None;
+            };
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let started = Instant::now();
+            std::hint::black_box(run());
+            best = best.min(started.elapsed().as_secs_f64());
+        }
+        Some(((STEPS * 12 * lanes * 2) as f64 / best / 1e9, kind))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
 /// Float32 GEMM throughput of the backend on one thread, GFLOP/s (best of 10 512x512
 /// products).
 fn gemm_peak(device: &Device) -> f64 {
@@ -134,6 +196,7 @@ fn epochs(engine: &str) {
         .build()
         .unwrap();
     let peak = pool.install(|| gemm_peak(&device));
+    let fma = fma_peak();
     // Forward 2 FLOP per weight per sample, backward twice that; validation forward only.
     let weights = (64 * 128 + 128 * 10) as f64;
     let (train, valid) = (split.train.rows() as f64, split.valid.rows() as f64);
@@ -152,6 +215,12 @@ fn epochs(engine: &str) {
         flop / 1e6,
         flop / (peak * 1e9) * 1e3
     );
+    if let Some((gflops, kind)) = fma {
+        println!(
+            "  this core's float32 FMA peak ({kind}, 12 independent chains): {gflops:.0} GFLOP/s, a bound of {:.3} ms per epoch",
+            flop / (gflops * 1e9) * 1e3
+        );
+    }
     let time = |config: &lcurve::spec::TrialConfig| {
         let mut seconds = Vec::new();
         trainer
@@ -219,11 +288,12 @@ fn sweep(engine: Engine, rounds: usize) {
     let (mut cpu_run, mut cpu_bare) = (Vec::new(), Vec::new());
     // The CPU time of everything in a run but the training threads, and its share.
     let mut other_cpu = Vec::new();
+    let mut kept = Vec::new();
     for _ in 0..rounds {
         let started = Instant::now();
         let process_cpu = process_cpu_ns();
         let accounts = Arc::new(Accounts::default());
-        let clock = timed_run(
+        let (clock, dir) = timed_run(
             &rt,
             &spec,
             Some(&split.record),
@@ -237,6 +307,7 @@ fn sweep(engine: Engine, rounds: usize) {
         );
         let total = started.elapsed().as_secs_f64();
         let process_cpu = (process_cpu_ns() - process_cpu) as f64 / 1e9;
+        kept.push(dir);
         in_run.push(accounts.off_cpu());
         cpu_run.push(accounts.cpu_s());
         other_cpu.push((
@@ -352,6 +423,7 @@ fn overhead(rounds: usize) {
     let replay = Replay(Arc::new(recorded));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (mut outside, mut replaying, mut wall) = (Vec::new(), Vec::new(), Vec::new());
+    let mut kept = Vec::new();
     for _ in 0..rounds {
         let (started, process_cpu) = (Instant::now(), process_cpu_ns());
         let accounts = Arc::new(Accounts::default());
@@ -359,7 +431,7 @@ fn overhead(rounds: usize) {
             inner: replay.clone(),
             accounts: accounts.clone(),
         };
-        timed_run(
+        let (_, dir) = timed_run(
             &rt,
             &spec,
             Some(&split.record),
@@ -367,6 +439,7 @@ fn overhead(rounds: usize) {
             Some(Duration::from_secs(5)),
         );
         let process = (process_cpu_ns() - process_cpu) as f64 / 1e6;
+        kept.push(dir);
         outside.push(process - 1e3 * accounts.cpu_s());
         replaying.push(1e3 * accounts.cpu_s());
         wall.push(started.elapsed().as_secs_f64());
@@ -414,14 +487,15 @@ impl Trainer for Replay {
 }
 
 /// Runs `spec` with `lcurve run`'s library call on a fresh database and reports folder, and
-/// returns when its training began and ended.
+/// returns when its training began and ended, and the folder, which callers keep until their
+/// section ends: deleting its 45 files is not part of a run, and was timed as one.
 fn timed_run<T: Trainer>(
     rt: &tokio::runtime::Runtime,
     spec: &SweepSpec,
     data: Option<&lcurve::data::DataRecord>,
     trainer: impl FnOnce() -> anyhow::Result<T>,
     live_report: Option<Duration>,
-) -> Clock {
+) -> (Clock, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut clock = Clock::default();
     rt.block_on(async {
@@ -447,7 +521,7 @@ fn timed_run<T: Trainer>(
         .unwrap();
         assert!(r.report.failed.is_empty());
     });
-    clock
+    (clock, dir)
 }
 
 /// A trainer that adds up the wall and CPU time of its threads' `train` calls.
@@ -545,16 +619,18 @@ fn concurrency() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let settings = [1usize, 2, 4];
     let mut rates = [0.0f64; 3];
+    let mut kept = Vec::new();
     for _ in 0..5 {
         for (i, &parallel) in settings.iter().enumerate() {
             spec.train.max_parallel = parallel;
-            let clock = timed_run(
+            let (clock, dir) = timed_run(
                 &rt,
                 &spec,
                 Some(&split.record),
                 || Ok(MlpTrainer::new(&split)),
                 None,
             );
+            kept.push(dir);
             let training = clock.last.unwrap() - clock.first.unwrap();
             rates[i] = rates[i].max(480.0 / training.as_secs_f64());
         }
@@ -581,7 +657,7 @@ fn concurrency() {
             "learning_rate = [1e-3, 2e-3]\nbatch_size = 32\nepochs = 2000\n{stopping}"
         ));
         spec.train.max_parallel = 2;
-        let clock = timed_run(
+        let (clock, _dir) = timed_run(
             &rt,
             &spec,
             None,
