@@ -657,22 +657,33 @@ impl Store for SqliteStore {
 
 /// Upserts every epoch's metrics; re-recording an epoch replaces its values.
 fn insert_metrics(db: &mut Locked, writes: &[Write]) -> Result<(), StoreError> {
-    let mut rows = Vec::new();
+    let mut points = Vec::new();
     for w in writes {
         if let Write::Epoch { trial_id, report } = w {
             let epoch = int(report.epoch)?;
             for (name, x) in report.series() {
-                let (kind, value) = kind_of(x);
-                rows.push([
-                    Bind::Int(*trial_id),
-                    Bind::Text(name),
-                    Bind::Int(epoch),
-                    Bind::Real(value),
-                    Bind::Text(kind),
-                ]);
+                points.push((*trial_id, name, epoch, x));
             }
         }
     }
+    // In the table's key order, so that each insert lands next to the one before it: 64 and
+    // 2,500 epochs per transaction went in 25-35% faster than in the order of the epochs,
+    // whose metrics are four places apart in the key. A stable sort keeps the later of two
+    // writes of one point the one that stays.
+    points.sort_by_key(|&(trial, name, epoch, _)| (trial, name, epoch));
+    let rows: Vec<[Bind; 5]> = points
+        .iter()
+        .map(|&(trial_id, name, epoch, x)| {
+            let (kind, value) = kind_of(x);
+            [
+                Bind::Int(trial_id),
+                Bind::Text(name),
+                Bind::Int(epoch),
+                Bind::Real(value),
+                Bind::Text(kind),
+            ]
+        })
+        .collect();
     let sql = (
         "INSERT INTO metrics (trial_id, name, epoch, value, kind)",
         "ON CONFLICT (trial_id, name, epoch) DO UPDATE SET value = excluded.value, kind = excluded.kind",
@@ -696,6 +707,8 @@ fn insert_steps(db: &mut Locked, writes: &[Write]) -> Result<(), StoreError> {
             epochs.push((*trial_id, int(report.epoch)?, int(first)?, losses));
         }
     }
+    // In key order, as the metrics (stable, as there).
+    epochs.sort_by_key(|&(trial, epoch, ..)| (trial, epoch));
     let rows: Vec<[Bind; 4]> = epochs
         .iter()
         .map(|(trial, epoch, first, losses)| {

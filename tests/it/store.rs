@@ -145,6 +145,53 @@ async fn steps_are_numbered_across_epochs_and_go_with_their_trial() {
     );
 }
 
+/// One batch with two trials' epochs interleaved, and one epoch written twice: every point
+/// is stored with its own trial and epoch, and the later of the two writes is the one kept
+/// (the store sorts a batch's rows into key order before inserting them).
+#[tokio::test]
+async fn a_batch_keeps_each_trials_points_and_the_later_of_two_writes() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    let a = store.claim_next(id).await.unwrap().unwrap().id;
+    let b = store.claim_next(id).await.unwrap().unwrap().id;
+    let epoch = |trial_id, epoch, loss| Write::Epoch {
+        trial_id,
+        report: report(epoch, loss),
+    };
+    store
+        .apply(&[
+            epoch(b, 1, 0.9),
+            epoch(a, 1, 0.8),
+            epoch(b, 2, 0.7),
+            epoch(a, 2, 0.6),
+            epoch(b, 2, 0.5),
+            epoch(a, 3, 0.4),
+        ])
+        .await
+        .unwrap();
+    let metrics = store.metrics(id).await.unwrap();
+    let points = |trial: i64, name: &str| -> Vec<(usize, f64)> {
+        metrics
+            .iter()
+            .filter(|m| m.trial_id == trial && m.name == name)
+            .map(|m| (m.epoch, m.value))
+            .collect()
+    };
+    assert_eq!(points(a, "val_loss"), [(1, 0.8), (2, 0.6), (3, 0.4)]);
+    assert_eq!(
+        points(b, "val_loss"),
+        [(1, 0.9), (2, 0.5)],
+        "the later write"
+    );
+    assert_eq!(points(b, "train_loss"), [(1, 0.9), (2, 0.5)]);
+    let steps: Vec<f64> = store.steps(b).await.unwrap().iter().map(|s| s.2).collect();
+    let (early, late) = (f64::from(0.9f32), f64::from(0.5f32));
+    assert_eq!(steps, [early, early, early, late, late, late]);
+}
+
 /// A batch of many epochs' steps stores every step once, in order, with its own value.
 #[tokio::test]
 async fn a_batch_of_many_steps_stores_every_row_in_order() {
