@@ -707,7 +707,7 @@ fn insert_steps(db: &mut Locked, writes: &[Write]) -> Result<(), StoreError> {
             epochs.push((*trial_id, int(report.epoch)?, int(first)?, losses));
         }
     }
-    // In key order, as the metrics (stable, as there).
+    // Into key order, stably, as the metrics above.
     epochs.sort_by_key(|&(trial, epoch, ..)| (trial, epoch));
     let rows: Vec<[Bind; 4]> = epochs
         .iter()
