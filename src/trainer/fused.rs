@@ -20,9 +20,10 @@ use crate::spec::{Activation, Optimizer, TrialConfig};
 /// burn's Adam epsilon (`AdamConfig`'s default), so both engines take the same steps.
 const ADAM_EPSILON: f32 = 1e-5;
 
-/// Layers with fewer outputs than this have their weight gradient computed transposed (see
-/// `backward`) when a batch has at least [`NARROW_ROWS`] rows.
+/// Layers with fewer outputs than this (one AVX-512 vector) have their weight gradient
+/// computed transposed (see `backward`) in batches of at least [`NARROW_ROWS`] rows.
 const NARROW: usize = 16;
+/// Below this many rows, copying the transposed gradient into place cost more than it saved.
 const NARROW_ROWS: usize = 64;
 
 /// Marks a fused checkpoint, so a burn one is refused with a clear message.
@@ -504,7 +505,8 @@ struct Work {
     dz: Vec<f32>,
     dx: Vec<f32>,
     grads: Vec<f32>,
-    /// A layer's weights transposed, for `dz · Wᵀ`.
+    /// A layer's weights transposed, for `dz · Wᵀ`; before that, a narrow layer's weight
+    /// gradient transposed.
     wt: Vec<f32>,
     /// Whether the last forward pass applied dropout (training) or not (validation).
     dropping: bool,
@@ -678,8 +680,8 @@ fn backward(net: &Net, x: &[f32], rows: usize, work: &mut Work) {
         // dW = inputᵀ · dz; db = column sums of dz.
         if d_out < NARROW && rows >= NARROW_ROWS {
             // A narrow layer (the output layer) fills few of a vector's lanes with dz's row,
-            // so its dWᵀ = dzᵀ · input is computed instead, then copied into place: the same
-            // products added in the same order, so the same bits.
+            // so its dWᵀ = dzᵀ · input is computed instead, then copied into place. lcurve's
+            // kernels add the same products in the same order either way: the same bits.
             let gt = &mut work.wt[..d_in * d_out];
             matmul(
                 gt,
