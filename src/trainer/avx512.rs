@@ -6,7 +6,8 @@
 //! for the whole `k` loop: per step, one or two loads of `b`'s row and one broadcast of `a`
 //! per row. The matrices of the digits MLP (at most 256 x 128) fit in L2, so nothing is
 //! packed. Ragged edges use masked loads and stores, which never touch memory outside the
-//! mask.
+//! mask. A ReLU layer's activation, or its derivative's mask, is applied to a block on its
+//! way from the registers to memory (see [`Store`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -26,12 +27,26 @@ pub(super) fn available() -> bool {
 /// Rows of `c` per block.
 const MR: usize = 12;
 
-/// `c = a · b`, or `c = bias + a · b` with `bias` added to every row: `c` is row-major
-/// `[m, n]`; `a(i, p)` is `a[i * ars + p * acs]`; `b` is row-major `[k, n]`.
+/// What a block of `c` goes through as it is stored, while still in registers: a ReLU layer's
+/// activation, forward or backward, without a pass of its own over `c` afterwards.
+#[derive(Clone, Copy)]
+pub(super) enum Store<'a> {
+    /// `c` as computed.
+    Plain,
+    /// `max(c, 0)`, NaN as 0 (Rust's `f32::max(c, 0.0)`).
+    Relu,
+    /// `c` where the same element of this matrix (laid out like `c`) is above 0, else 0.
+    KeepWherePositive(&'a [f32]),
+}
+
+/// `c = a · b`, or `c = bias + a · b` with `bias` added to every row, stored through
+/// `store`: `c` is row-major `[m, n]`; `a(i, p)` is `a[i * ars + p * acs]`; `b` is row-major
+/// `[k, n]`.
 ///
 /// # Safety
 /// [`available`] must be true, and every index above must be inside its slice for
-/// `i < m`, `p < k`, `j < n` (the caller checks; this does not).
+/// `i < m`, `p < k`, `j < n`, and inside `store`'s matrix for `c`'s (the caller checks;
+/// this does not).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
@@ -42,9 +57,15 @@ pub(super) unsafe fn gemm(
     b: &[f32],
     (m, k, n): (usize, usize, usize),
     bias: Option<&[f32]>,
+    store: Store,
 ) {
     let (c, a, b) = (c.as_mut_ptr(), a.as_ptr(), b.as_ptr());
     let bias = bias.map(|r| r.as_ptr());
+    let (relu, keep) = match store {
+        Store::Plain => (false, None),
+        Store::Relu => (true, None),
+        Store::KeepWherePositive(m) => (false, Some(m.as_ptr())),
+    };
     let mut j = 0;
     while j < n {
         let w = (n - j).min(32);
@@ -64,6 +85,8 @@ pub(super) unsafe fn gemm(
                 k,
                 masks,
                 bias: bias.map(|r| r.wrapping_add(j)),
+                relu,
+                keep: keep.map(|m| m.wrapping_add(i * n + j)),
             };
             // SAFETY: the caller's contract covers rows i..i + h and columns j..j + w, and
             // the masks leave out the columns past w.
@@ -94,6 +117,10 @@ struct Block {
     masks: (__mmask16, __mmask16),
     /// The bias at this block's first column.
     bias: Option<*const f32>,
+    /// [`Store::Relu`].
+    relu: bool,
+    /// [`Store::KeepWherePositive`]'s matrix at this block's first row and column.
+    keep: Option<*const f32>,
 }
 
 /// [`block`] with its row count as a constant, so its accumulators live in registers.
@@ -150,9 +177,20 @@ unsafe fn block<const R: usize, const NV: usize>(at: &Block) {
                 }
             }
         }
+        let zero = _mm512_setzero_ps();
         for (r, row) in acc.iter().enumerate() {
-            for (v, x) in row.iter().enumerate() {
-                _mm512_mask_storeu_ps(at.c.wrapping_add(r * at.ldc + 16 * v), mask(v), *x);
+            for (v, &x) in row.iter().enumerate() {
+                let at_c = r * at.ldc + 16 * v;
+                let x = if at.relu {
+                    // `max` returns its second operand where either is NaN: 0, as f32::max.
+                    _mm512_max_ps(x, zero)
+                } else if let Some(keep) = at.keep {
+                    let by = _mm512_maskz_loadu_ps(mask(v), keep.wrapping_add(at_c));
+                    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(by, zero), x)
+                } else {
+                    x
+                };
+                _mm512_mask_storeu_ps(at.c.wrapping_add(at_c), mask(v), x);
             }
         }
     }
@@ -238,7 +276,53 @@ pub(super) mod tests {
         }
         // SAFETY: available() is true, and the check passes slices that fit its shapes.
         check_kernel(|c, a, strides, b, shape, bias| unsafe {
-            gemm(c, a, strides, b, shape, bias)
+            gemm(c, a, strides, b, shape, bias, Store::Plain)
         });
+    }
+
+    /// The ReLU stores give what a plain product gives, then the ReLU or its derivative's
+    /// mask applied element by element; on ragged shapes, so masked edges are covered.
+    #[test]
+    fn relu_stores_match_a_plain_product_then_the_relu() {
+        if !available() {
+            return;
+        }
+        let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
+        for (m, k, n) in [
+            (1, 1, 1),
+            (13, 3, 16),
+            (25, 9, 17),
+            (30, 64, 33),
+            (256, 10, 128),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(value).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| value(i + 3)).collect();
+            let bias: Vec<f32> = (0..n).map(|j| value(j + 11)).collect();
+            // Some NaNs: the ReLU makes them 0, and a NaN in the mask keeps nothing.
+            let mut by: Vec<f32> = (0..m * n).map(|i| value(i + 5)).collect();
+            by[m * n / 2] = f32::NAN;
+            let run = |store: Store, a: &[f32]| {
+                let mut c = vec![f32::NAN; m * n];
+                // SAFETY: available() is true, and every slice fits its shape.
+                unsafe { gemm(&mut c, a, (k, 1), &b, (m, k, n), Some(&bias), store) };
+                c
+            };
+            let mut a_nan = a.clone();
+            a_nan[0] = f32::NAN;
+            for a in [&a, &a_nan] {
+                let plain = run(Store::Plain, a);
+                let relu = run(Store::Relu, a);
+                let kept = run(Store::KeepWherePositive(&by), a);
+                for i in 0..m * n {
+                    assert_eq!(
+                        relu[i].to_bits(),
+                        plain[i].max(0.0).to_bits(),
+                        "{m}x{k}x{n}"
+                    );
+                    let want = if by[i] > 0.0 { plain[i] } else { 0.0 };
+                    assert_eq!(kept[i].to_bits(), want.to_bits(), "{m}x{k}x{n}");
+                }
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::avx512::Store;
 use super::burn::initial_model;
 use super::checkpoint::Saved;
 use super::model::Dropout;
@@ -185,6 +186,13 @@ impl Act {
     fn backward(self, z: &[f32], h: &[f32], g: &mut [f32]) {
         act_backward(self, z, h, g)
     }
+
+    /// Whether the GEMM kernel applies this activation and its derivative as it stores its
+    /// result (ReLU on AVX-512), so `forward` keeps no `z` and `backward` makes no pass of
+    /// their own.
+    fn fused(self) -> bool {
+        matches!(self, Act::Relu) && stores_in_the_product()
+    }
 }
 
 wide! {
@@ -227,9 +235,11 @@ wide! {
     fn act_backward(act: Act, z: &[f32], h: &[f32], g: &mut [f32]) {
         let it = z.iter().zip(h).zip(g.iter_mut());
         match act {
+            // From `h`, which is above 0 where `z` is: a ReLU layer stores only `h` when the
+            // kernel applies the ReLU as it stores (see `forward`).
             Act::Relu => {
-                for ((&z, _), g) in it {
-                    *g = if z > 0.0 { *g } else { 0.0 }
+                for ((_, &h), g) in it {
+                    *g = if h > 0.0 { *g } else { 0.0 }
                 }
             }
             Act::Leaky(s) => {
@@ -381,22 +391,69 @@ fn avx2() -> bool {
 
 /// `c = a · b`, or `c = bias + a · b` with `bias` added to every row: `c` is row-major
 /// `[m, n]`, `a` `[m, k]` and `b` `[k, n]`; on this thread.
-fn matmul(c: &mut [f32], a: View, b: View, (m, k, n): (usize, usize, usize), bias: Option<&[f32]>) {
+fn matmul(c: &mut [f32], a: View, b: View, shape: (usize, usize, usize), bias: Option<&[f32]>) {
+    matmul_stored(c, a, b, shape, bias, Store::Plain);
+}
+
+/// Whether [`matmul_stored`] applies a [`Store`] inside the product (on AVX-512), rather
+/// than in a pass over `c` afterwards.
+fn stores_in_the_product() -> bool {
+    cfg!(target_arch = "x86_64") && avx512()
+}
+
+/// [`matmul`], with `c` stored through `store` (see [`Store`]).
+fn matmul_stored(
+    c: &mut [f32],
+    a: View,
+    b: View,
+    (m, k, n): (usize, usize, usize),
+    bias: Option<&[f32]>,
+    store: Store,
+) {
     assert!(
-        c.len() >= m * n && a.fits(m, k) && b.fits(k, n) && bias.is_none_or(|r| r.len() >= n),
+        c.len() >= m * n
+            && a.fits(m, k)
+            && b.fits(k, n)
+            && bias.is_none_or(|r| r.len() >= n)
+            && match store {
+                Store::KeepWherePositive(by) => by.len() >= m * n,
+                _ => true,
+            },
         "matmul bounds"
     );
     if m == 0 || n == 0 {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if b.cs == 1 && b.rs == n {
-        if avx512() {
-            // SAFETY: AVX-512 is there, and the assertion above keeps every index inside
-            // the slices (`fits`).
-            unsafe { super::avx512::gemm(c, a.data, (a.rs, a.cs), b.data, (m, k, n), bias) };
-            return;
+    if b.cs == 1 && b.rs == n && avx512() {
+        // SAFETY: AVX-512 is there, and the assertion above keeps every index inside the
+        // slices (`fits`, and `store`'s matrix as large as `c`).
+        unsafe { super::avx512::gemm(c, a.data, (a.rs, a.cs), b.data, (m, k, n), bias, store) };
+        return;
+    }
+    product_elsewhere(c, a, b, (m, k, n), bias);
+    let c = &mut c[..m * n];
+    match store {
+        Store::Plain => {}
+        Store::Relu => c.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Store::KeepWherePositive(by) => {
+            for (v, &by) in c.iter_mut().zip(by) {
+                *v = if by > 0.0 { *v } else { 0.0 };
+            }
         }
+    }
+}
+
+/// [`matmul`] without AVX-512: lcurve's AVX2 kernel or the `gemm` crate.
+fn product_elsewhere(
+    c: &mut [f32],
+    a: View,
+    b: View,
+    (m, k, n): (usize, usize, usize),
+    bias: Option<&[f32]>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if b.cs == 1 && b.rs == n {
         // Past k = 128 (the weight gradients at batch 256) the gemm crate's packed blocks
         // keep its operands in L1 and it was faster: 1.07 ms against 1.16 ms per batch-256
         // epoch (best of 6 interleaved runs, AVX2-only AMD EPYC).
@@ -565,17 +622,18 @@ fn forward(net: &Net, x: &[f32], rows: usize, work: &mut Work, mut dropout: Opti
             passed(&before[l - 1], rows * d_in, dropping)
         };
         let (w, b) = net.split(&net.params, l);
-        let z = &mut cur.z[..rows * d_out];
-        matmul(
-            z,
-            View::rows(input, d_in),
-            View::rows(w, d_out),
-            (rows, d_in, d_out),
-            Some(b),
-        );
+        let (input, w) = (View::rows(input, d_in), View::rows(w, d_out));
+        let shape = (rows, d_in, d_out);
         if l + 1 < n {
             let h = &mut cur.h[..rows * d_out];
-            net.act.forward(z, h);
+            if net.act.fused() {
+                // `h` straight from the product's registers; `z` is not needed.
+                matmul_stored(h, input, w, shape, Some(b), Store::Relu);
+            } else {
+                let z = &mut cur.z[..rows * d_out];
+                matmul(z, input, w, shape, Some(b));
+                net.act.forward(z, h);
+            }
             if let Some(d) = dropout.as_deref_mut().filter(|_| dropping) {
                 let mask = &mut cur.mask[..rows * d_out];
                 d.fill(mask);
@@ -583,6 +641,8 @@ fn forward(net: &Net, x: &[f32], rows: usize, work: &mut Work, mut dropout: Opti
                     *o = h * m;
                 }
             }
+        } else {
+            matmul(&mut cur.z[..rows * d_out], input, w, shape, Some(b));
         }
     }
 }
@@ -725,21 +785,25 @@ fn backward(net: &Net, x: &[f32], rows: usize, work: &mut Work) {
                 wt[j * d_in + i] = v;
             }
         }
-        matmul(
-            dx,
-            View::rows(dz, d_out),
-            View::rows(wt, d_in),
-            (rows, d_out, d_in),
-            None,
-        );
         let below = &work.layers[l - 1];
+        let (dz, wt) = (View::rows(dz, d_out), View::rows(wt, d_in));
+        let shape = (rows, d_out, d_in);
+        let h = &below.h[..rows * d_in];
+        // The ReLU's derivative, a mask, commutes with dropout's scaling: applied in the
+        // product's registers, or after the dropout's mask as other activations are.
+        if net.act.fused() {
+            matmul_stored(dx, dz, wt, shape, None, Store::KeepWherePositive(h));
+        } else {
+            matmul(dx, dz, wt, shape, None);
+        }
         if work.dropping {
             for (g, &m) in dx.iter_mut().zip(&below.mask[..rows * d_in]) {
                 *g *= m;
             }
         }
-        net.act
-            .backward(&below.z[..rows * d_in], &below.h[..rows * d_in], dx);
+        if !net.act.fused() {
+            net.act.backward(&below.z[..rows * d_in], h, dx);
+        }
         std::mem::swap(&mut work.dz, &mut work.dx);
     }
 }
