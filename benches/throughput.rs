@@ -235,7 +235,7 @@ fn epochs(engine: &str) {
         let (min, median) = time(config);
         let steps = (train / config.batch_size as f64).ceil();
         println!(
-            "  relu, batch {:>3}: {min:>6.2} ms/epoch best, {median:>6.2} median (epochs 3-{EPOCHS}) = {:>4.1}x the bound; {:>5.1} us per optimizer step",
+            "  relu, batch {:>3}: {min:>6.3} ms/epoch best, {median:>6.3} median (epochs 3-{EPOCHS}) = {:>4.2}x the bound; {:>5.1} us per optimizer step",
             config.batch_size,
             min / bound_ms,
             median * 1e3 / steps
@@ -247,7 +247,7 @@ fn epochs(engine: &str) {
     for trial in expand(&spec).unwrap() {
         let (min, median) = time(&trial.config);
         println!(
-            "  {:<7} batch  64: {min:>6.2} ms/epoch best, {median:>6.2} median = {:>4.1}x the bound",
+            "  {:<7} batch  64: {min:>6.3} ms/epoch best, {median:>6.3} median = {:>4.2}x the bound",
             trial.config.activation.name(),
             min / bound_ms
         );
