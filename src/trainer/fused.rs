@@ -546,7 +546,8 @@ impl Net {
 
 /// One layer's buffers for up to `capacity` rows.
 struct LayerWork {
-    /// Pre-activation `x · W + b`; the output layer's is the model's output.
+    /// Pre-activation `x · W + b`; the output layer's is the model's output. Empty for a
+    /// hidden layer whose activation the kernel applies (`Act::fused`).
     z: Vec<f32>,
     /// `act(z)` (hidden layers).
     h: Vec<f32>,
@@ -579,7 +580,8 @@ impl Work {
                 let hidden = l + 1 < n;
                 let buffer = |needed: bool| if needed { vec![0.0; size] } else { Vec::new() };
                 LayerWork {
-                    z: buffer(true),
+                    // A hidden ReLU layer fused into the kernel keeps only `h`.
+                    z: buffer(!hidden || !net.act.fused()),
                     h: buffer(hidden),
                     mask: buffer(hidden && dropout),
                     dropped: buffer(hidden && dropout),
