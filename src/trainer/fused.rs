@@ -191,7 +191,7 @@ impl Act {
     /// result (ReLU on AVX-512), so `forward` keeps no `z` and `backward` makes no pass of
     /// their own.
     fn fused(self) -> bool {
-        matches!(self, Act::Relu) && stores_in_the_product()
+        matches!(self, Act::Relu) && avx512()
     }
 }
 
@@ -395,13 +395,8 @@ fn matmul(c: &mut [f32], a: View, b: View, shape: (usize, usize, usize), bias: O
     matmul_stored(c, a, b, shape, bias, Store::Plain);
 }
 
-/// Whether [`matmul_stored`] applies a [`Store`] inside the product (on AVX-512), rather
-/// than in a pass over `c` afterwards.
-fn stores_in_the_product() -> bool {
-    cfg!(target_arch = "x86_64") && avx512()
-}
-
-/// [`matmul`], with `c` stored through `store` (see [`Store`]).
+/// [`matmul`], with `c` stored through `store` (see [`Store`]): inside the product on
+/// AVX-512, else in a pass over `c` afterwards.
 fn matmul_stored(
     c: &mut [f32],
     a: View,
@@ -432,16 +427,7 @@ fn matmul_stored(
         return;
     }
     product_elsewhere(c, a, b, (m, k, n), bias);
-    let c = &mut c[..m * n];
-    match store {
-        Store::Plain => {}
-        Store::Relu => c.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Store::KeepWherePositive(by) => {
-            for (v, &by) in c.iter_mut().zip(by) {
-                *v = if by > 0.0 { *v } else { 0.0 };
-            }
-        }
-    }
+    store.apply(&mut c[..m * n]);
 }
 
 /// [`matmul`] without AVX-512: lcurve's AVX2 kernel or the `gemm` crate.
@@ -791,9 +777,10 @@ fn backward(net: &Net, x: &[f32], rows: usize, work: &mut Work) {
         let (dz, wt) = (View::rows(dz, d_out), View::rows(wt, d_in));
         let shape = (rows, d_out, d_in);
         let h = &below.h[..rows * d_in];
+        let fused = net.act.fused();
         // The ReLU's derivative, a mask, commutes with dropout's scaling: applied in the
         // product's registers, or after the dropout's mask as other activations are.
-        if net.act.fused() {
+        if fused {
             matmul_stored(dx, dz, wt, shape, None, Store::KeepWherePositive(h));
         } else {
             matmul(dx, dz, wt, shape, None);
@@ -803,7 +790,7 @@ fn backward(net: &Net, x: &[f32], rows: usize, work: &mut Work) {
                 *g *= m;
             }
         }
-        if !net.act.fused() {
+        if !fused {
             net.act.backward(&below.z[..rows * d_in], h, dx);
         }
         std::mem::swap(&mut work.dz, &mut work.dx);
