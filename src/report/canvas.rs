@@ -17,6 +17,7 @@ use ab_glyph::{Font, FontRef, GlyphId, ScaleFont};
 use plotters::backend::{BitMapBackend, DrawingBackend};
 use plotters::coord::Shift;
 use plotters::prelude::{DrawingArea, IntoDrawingArea};
+use plotters_backend::FontTransform;
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
@@ -39,6 +40,49 @@ fn font() -> &'static FontRef<'static> {
 struct Glyph {
     y_shift: i32,
     pixels: Vec<(i32, i32, f32)>,
+    /// The same pixels as byte offsets from the glyph's origin on a canvas of some width,
+    /// with their weights in opaque text, one list per width drawn on (see
+    /// [`Glyph::opaque`]). Most text is opaque and wholly on its canvas, so its pixels need
+    /// no transform, bounds check or weight each time the glyph is drawn.
+    opaque: Mutex<Vec<Arc<Opaque>>>,
+    /// The pixels' bounds: `((min_x, min_y), (max_x, max_y))`, inclusive.
+    bounds: ((i32, i32), (i32, i32)),
+}
+
+/// A glyph's pixels in opaque text on a canvas `stride` pixels wide (see [`Glyph::opaque`]).
+struct Opaque {
+    stride: u32,
+    /// Byte offset from the glyph's origin, and weight (above zero).
+    pixels: Vec<(i32, u16)>,
+}
+
+impl Glyph {
+    /// The charts' widths a glyph keeps offsets for; past this many, the oldest is dropped.
+    const WIDTHS: usize = 8;
+
+    /// The glyph's pixels with a weight above zero in opaque text, each as its byte offset
+    /// from the glyph's origin on a canvas `stride` pixels wide.
+    fn opaque(&self, stride: u32) -> Arc<Opaque> {
+        let mut kept = self.opaque.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = kept.iter().find(|o| o.stride == stride) {
+            return o.clone();
+        }
+        let pixels = self
+            .pixels
+            .iter()
+            .map(|&(x, y, coverage)| {
+                let at = (y * stride as i32 + x) * 3;
+                (at, TextPixel::weight(f64::from(coverage)))
+            })
+            .filter(|p| p.1 > 0)
+            .collect();
+        let made = Arc::new(Opaque { stride, pixels });
+        if kept.len() == Self::WIDTHS {
+            kept.remove(0);
+        }
+        kept.push(made.clone());
+        made
+    }
 }
 
 /// Everything measured or rasterized at one font size.
@@ -79,9 +123,20 @@ impl AtSize {
                         pixels.push((x as i32, y as i32, coverage));
                     }
                 });
+                // A glyph with no pixels has an empty extent at its origin.
+                let extent = pixels.iter().fold(
+                    pixels
+                        .first()
+                        .map_or(((0, 0), (0, 0)), |&(x, y, _)| ((x, y), (x, y))),
+                    |((x0, y0), (x1, y1)), &(x, y, _)| {
+                        ((x0.min(x), y0.min(y)), (x1.max(x), y1.max(y)))
+                    },
+                );
                 Some(Arc::new(Glyph {
                     y_shift: (size / 2.0 + bounds.min.y) as i32,
                     pixels,
+                    opaque: Mutex::default(),
+                    bounds: extent,
                 }))
             })
             .clone()
@@ -355,7 +410,33 @@ impl<'a> DrawingBackend for Canvas<'a> {
         let trans = style.transform();
         let (w, h) = self.get_size();
         let mut text = self.text.borrow_mut();
+        let upright = matches!(trans, FontTransform::None);
         for (x0, glyph) in &placed {
+            // Upright opaque text with the whole glyph on the canvas (nearly all of it): no
+            // transform, bounds check or weight per pixel.
+            let (ox, oy) = (pos.0 + x0 + dx - min_x, pos.1 + glyph.y_shift + dy - min_y);
+            let ((gx0, gy0), (gx1, gy1)) = glyph.bounds;
+            if upright
+                && color.alpha == 1.0
+                && ox + gx0 >= 0
+                && oy + gy0 >= 0
+                && ox + gx1 < w as i32
+                && oy + gy1 < h as i32
+            {
+                let origin = (oy * w as i32 + ox) * 3;
+                text.extend(
+                    glyph
+                        .opaque(w)
+                        .pixels
+                        .iter()
+                        .map(|&(at, weight)| TextPixel {
+                            at: (origin + at) as u32,
+                            rgb: color.rgb,
+                            weight,
+                        }),
+                );
+                continue;
+            }
             for &(gx, gy, coverage) in &glyph.pixels {
                 let (x, y) = (gx + x0, gy + glyph.y_shift);
                 let (x, y) = trans.transform(x + dx - min_x, y + dy - min_y);
@@ -594,7 +675,6 @@ mod tests {
     #[test]
     fn cached_text_matches_plotters_pixel_for_pixel() {
         let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT_BYTES);
-        let size = (420, 260);
         fn labels<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Result<(), String> {
             for (i, (text, px)) in [
                 ("validation loss 0.1371", 15.0),
@@ -616,20 +696,34 @@ mod tests {
                 .into_font()
                 .transform(FontTransform::Rotate270)
                 .into_text_style(area);
-            area.draw_text("loss", &rotated, (400, 200)).map_err(err)
+            area.draw_text("loss", &rotated, (400, 200)).map_err(err)?;
+            // Half cut off by the left and top edges, and half transparent: the glyphs'
+            // pixels one by one, not whole.
+            let style = (FAMILY, 18).into_text_style(area);
+            area.draw_text("edge 0.25", &style, (-20, 150))
+                .map_err(err)?;
+            area.draw_text("top 1e-3", &style, (150, -8)).map_err(err)?;
+            let half = RGBColor(20, 90, 160).mix(0.5);
+            let faint = style.color(&half);
+            area.draw_text("faint 0.75", &faint, (150, 220))
+                .map_err(err)
         }
-        let mut plain = vec![255u8; 420 * 260 * 3];
-        {
-            let root = BitMapBackend::with_buffer(&mut plain, size).into_drawing_area();
-            labels(&root).unwrap();
-            root.present().unwrap();
-        }
-        assert!(plain.iter().any(|&b| b != 255), "the labels drew nothing");
-        for round in 0..2 {
-            let mut cached = vec![255u8; 420 * 260 * 3];
-            paint(&mut cached, size, |root| labels(&root)).unwrap();
-            let differ = plain.iter().zip(&cached).filter(|(a, b)| a != b).count();
-            assert_eq!(differ, 0, "round {round}: {differ} bytes differ");
+        // Two widths: the glyphs' offsets are kept per width of canvas.
+        for size in [(420, 260), (380, 240)] {
+            let len = size.0 as usize * size.1 as usize * 3;
+            let mut plain = vec![255u8; len];
+            {
+                let root = BitMapBackend::with_buffer(&mut plain, size).into_drawing_area();
+                labels(&root).unwrap();
+                root.present().unwrap();
+            }
+            assert!(plain.iter().any(|&b| b != 255), "the labels drew nothing");
+            for round in 0..2 {
+                let mut cached = vec![255u8; len];
+                paint(&mut cached, size, |root| labels(&root)).unwrap();
+                let differ = plain.iter().zip(&cached).filter(|(a, b)| a != b).count();
+                assert_eq!(differ, 0, "{size:?}, round {round}: {differ} bytes differ");
+            }
         }
     }
 }
