@@ -6,10 +6,13 @@
 //! Nothing is packed and nothing is allocated: the `gemm` crate packed both operands into a
 //! buffer it allocated on every call, 10-13% of a fused epoch on an AVX2-only AMD EPYC.
 //! Ragged edges use masked loads and stores (`vmaskmovps`), which never touch memory outside
-//! the mask; whole blocks use plain loads.
+//! the mask; whole blocks use plain loads. Blocks are stored through a `Store`, so a hidden
+//! ReLU layer and its derivative cost no pass of their own (see `avx512.rs`).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+
+use super::avx512::Store;
 
 /// Whether this CPU runs [`gemm`].
 pub(super) fn available() -> bool {
@@ -26,12 +29,14 @@ pub(super) fn available() -> bool {
 /// Rows of `c` per block.
 const MR: usize = 6;
 
-/// `c = a · b`, or `c = bias + a · b` with `bias` added to every row: `c` is row-major
-/// `[m, n]`; `a(i, p)` is `a[i * ars + p * acs]`; `b` is row-major `[k, n]`.
+/// `c = a · b`, or `c = bias + a · b` with `bias` added to every row, stored through
+/// `store` (as in `avx512.rs`): `c` is row-major `[m, n]`; `a(i, p)` is `a[i * ars + p * acs]`;
+/// `b` is row-major `[k, n]`.
 ///
 /// # Safety
 /// [`available`] must be true, and every index above must be inside its slice for
-/// `i < m`, `p < k`, `j < n` (the caller checks; this does not).
+/// `i < m`, `p < k`, `j < n`, and inside `store`'s matrix for `c`'s (the caller checks;
+/// this does not).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
@@ -42,9 +47,15 @@ pub(super) unsafe fn gemm(
     b: &[f32],
     (m, k, n): (usize, usize, usize),
     bias: Option<&[f32]>,
+    store: Store,
 ) {
     let (c, a, b) = (c.as_mut_ptr(), a.as_ptr(), b.as_ptr());
     let bias = bias.map(|r| r.as_ptr());
+    let (relu, keep) = match store {
+        Store::Plain => (false, None),
+        Store::Relu => (true, None),
+        Store::KeepWherePositive(m) => (false, Some(m.as_ptr())),
+    };
     let mut j = 0;
     while j < n {
         let w = (n - j).min(16);
@@ -70,6 +81,8 @@ pub(super) unsafe fn gemm(
                 k,
                 masks,
                 bias: bias.map(|r| r.wrapping_add(j)),
+                relu,
+                keep: keep.map(|m| m.wrapping_add(i * n + j)),
             };
             // SAFETY: the caller's contract covers rows i..i + h and columns j..j + w, and
             // the masks leave out the columns past w.
@@ -102,6 +115,10 @@ struct Block {
     masks: [__m256i; 2],
     /// The bias at this block's first column.
     bias: Option<*const f32>,
+    /// [`Store::Relu`].
+    relu: bool,
+    /// [`Store::KeepWherePositive`]'s matrix at this block's first row and column.
+    keep: Option<*const f32>,
 }
 
 /// [`block`] with its row count as a constant, so its accumulators live in registers.
@@ -159,13 +176,25 @@ unsafe fn block<const R: usize, const NV: usize, const MASKED: bool>(at: &Block)
                 }
             }
         }
+        let zero = _mm256_setzero_ps();
         for (r, row) in acc.iter().enumerate() {
-            for (v, x) in row.iter().enumerate() {
-                let out = at.c.wrapping_add(r * at.ldc + 8 * v);
-                if MASKED {
-                    _mm256_maskstore_ps(out, at.masks[v], *x);
+            for (v, &x) in row.iter().enumerate() {
+                let at_c = r * at.ldc + 8 * v;
+                let x = if at.relu {
+                    // `max` returns its second operand where either is NaN: 0, as f32::max.
+                    _mm256_max_ps(x, zero)
+                } else if let Some(keep) = at.keep {
+                    let by = load(keep.wrapping_add(at_c), v);
+                    // All ones where `by` is above 0 (false for NaN), else +0.0.
+                    _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(by, zero), x)
                 } else {
-                    _mm256_storeu_ps(out, *x);
+                    x
+                };
+                let out = at.c.wrapping_add(at_c);
+                if MASKED {
+                    _mm256_maskstore_ps(out, at.masks[v], x);
+                } else {
+                    _mm256_storeu_ps(out, x);
                 }
             }
         }
@@ -184,7 +213,18 @@ mod tests {
         }
         // SAFETY: available() is true, and the check passes slices that fit its shapes.
         super::super::avx512::tests::check_kernel(|c, a, strides, b, shape, bias| unsafe {
-            gemm(c, a, strides, b, shape, bias)
+            gemm(c, a, strides, b, shape, bias, Store::Plain)
+        });
+    }
+
+    #[test]
+    fn relu_stores_match_a_plain_product_then_the_relu() {
+        if !available() {
+            return;
+        }
+        // SAFETY: available() is true, and the check passes slices that fit its shapes.
+        super::super::avx512::tests::check_stores(|c, a, strides, b, shape, bias, store| unsafe {
+            gemm(c, a, strides, b, shape, bias, store)
         });
     }
 }

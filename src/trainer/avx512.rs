@@ -296,13 +296,31 @@ pub(super) mod tests {
         });
     }
 
-    /// The ReLU stores give what a plain product gives, then the ReLU or its derivative's
-    /// mask applied element by element; on ragged shapes, so masked edges are covered.
     #[test]
     fn relu_stores_match_a_plain_product_then_the_relu() {
         if !available() {
             return;
         }
+        // SAFETY: available() is true, and the check passes slices that fit its shapes.
+        check_stores(|c, a, strides, b, shape, bias, store| unsafe {
+            gemm(c, a, strides, b, shape, bias, store)
+        });
+    }
+
+    /// Checks that `kernel`'s ReLU stores give what its plain product gives, then the ReLU
+    /// or its derivative's mask applied element by element (bit for bit, NaN included); on
+    /// ragged shapes, so masked edges are covered.
+    pub(in crate::trainer) fn check_stores(
+        kernel: impl Fn(
+            &mut [f32],
+            &[f32],
+            (usize, usize),
+            &[f32],
+            (usize, usize, usize),
+            Option<&[f32]>,
+            Store,
+        ),
+    ) {
         let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
         for (m, k, n) in [
             (1, 1, 1),
@@ -319,8 +337,7 @@ pub(super) mod tests {
             by[m * n / 2] = f32::NAN;
             let run = |store: Store, a: &[f32]| {
                 let mut c = vec![f32::NAN; m * n];
-                // SAFETY: available() is true, and every slice fits its shape.
-                unsafe { gemm(&mut c, a, (k, 1), &b, (m, k, n), Some(&bias), store) };
+                kernel(&mut c, a, (k, 1), &b, (m, k, n), Some(&bias), store);
                 c
             };
             let mut a_nan = a.clone();

@@ -188,10 +188,11 @@ impl Act {
     }
 
     /// Whether the GEMM kernel applies this activation and its derivative as it stores its
-    /// result (ReLU on AVX-512), so `forward` keeps no `z` and `backward` makes no pass of
-    /// their own.
+    /// result (ReLU on lcurve's AVX-512 and AVX2 kernels), so `forward` keeps no `z` and
+    /// `backward` makes no pass of their own. (Where a product goes to the `gemm` crate, a
+    /// pass after it does the same: correct everywhere, a gain only in the kernels.)
     fn fused(self) -> bool {
-        matches!(self, Act::Relu) && avx512()
+        matches!(self, Act::Relu) && (avx512() || avx2())
     }
 }
 
@@ -395,8 +396,8 @@ fn matmul(c: &mut [f32], a: View, b: View, shape: (usize, usize, usize), bias: O
     matmul_stored(c, a, b, shape, bias, Store::Plain);
 }
 
-/// [`matmul`], with `c` stored through `store` (see [`Store`]): inside the product on
-/// AVX-512, else in a pass over `c` afterwards.
+/// [`matmul`], with `c` stored through `store` (see [`Store`]): inside the product in
+/// lcurve's AVX-512 and AVX2 kernels, else in a pass over `c` afterwards.
 fn matmul_stored(
     c: &mut [f32],
     a: View,
@@ -426,17 +427,18 @@ fn matmul_stored(
         unsafe { super::avx512::gemm(c, a.data, (a.rs, a.cs), b.data, (m, k, n), bias, store) };
         return;
     }
-    product_elsewhere(c, a, b, (m, k, n), bias);
-    store.apply(&mut c[..m * n]);
+    product_elsewhere(c, a, b, (m, k, n), bias, store);
 }
 
-/// [`matmul`] without AVX-512: lcurve's AVX2 kernel or the `gemm` crate.
+/// [`matmul_stored`] without AVX-512: lcurve's AVX2 kernel (which applies `store` as it
+/// stores), or the `gemm` crate and then `store` in a pass over `c`.
 fn product_elsewhere(
     c: &mut [f32],
     a: View,
     b: View,
     (m, k, n): (usize, usize, usize),
     bias: Option<&[f32]>,
+    store: Store,
 ) {
     #[cfg(target_arch = "x86_64")]
     if b.cs == 1 && b.rs == n {
@@ -445,7 +447,7 @@ fn product_elsewhere(
         // epoch (best of 6 interleaved runs, AVX2-only AMD EPYC).
         if avx2() && k <= 128 {
             // SAFETY: AVX2 and FMA are there; indices as above.
-            unsafe { super::avx2::gemm(c, a.data, (a.rs, a.cs), b.data, (m, k, n), bias) };
+            unsafe { super::avx2::gemm(c, a.data, (a.rs, a.cs), b.data, (m, k, n), bias, store) };
             return;
         }
     }
@@ -480,6 +482,7 @@ fn product_elsewhere(
             gemm::Parallelism::None,
         )
     }
+    store.apply(&mut c[..m * n]);
 }
 
 /// The network's parameters, all in one buffer: per layer its weights (`[d_in, d_out]`,
