@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
@@ -55,6 +55,20 @@ pub struct ReportOutcome {
 pub struct Drawn {
     trials: HashMap<usize, Fingerprint>,
     ended: Ended,
+    /// Trial charts written and not yet in `trials`, added as each file is written: a live
+    /// redraw still drawing when the run ends is dropped, not waited for, and the charts it
+    /// wrote must not be drawn again. (They were, when a redraw counted its charts only once
+    /// it had finished: in 5 traced runs of the digits sweep, 0-24 of the 32 trial charts were
+    /// drawn twice, the second time by the final report, after the training.)
+    written: Arc<Mutex<Vec<(usize, Fingerprint)>>>,
+}
+
+impl Drawn {
+    /// Moves the charts written since into `trials`.
+    fn take_written(&mut self) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        self.trials.extend(written.drain(..));
+    }
 }
 
 /// The metrics of trials read after they ended, by trial id: the run holds the sweep's lock,
@@ -155,6 +169,7 @@ pub async fn redraw_and<S: Store>(
 ) -> Result<ReportOutcome, StoreError> {
     let row = store.sweep(sweep).await?;
     let mut trials = store.trials(row.id).await?;
+    drawn.take_written();
     let page = live.as_ref().is_none_or(|l| l.page);
     if !page {
         // Only ended trials not drawn as ended yet: their charts are final.
@@ -208,25 +223,24 @@ pub async fn redraw_and<S: Store>(
         .collect();
     let paths = ReportPaths::new(root, &row.name);
     let dir = paths.dir().to_path_buf();
+    let written = drawn.written.clone();
     let drawing = tokio::task::spawn_blocking(move || {
-        let draw = || draw_all(&data, &paths, &skip, page.as_ref(), live.as_ref());
+        let draw = || draw_all(&data, &paths, &skip, page.as_ref(), live.as_ref(), &written);
         // A live redraw shares the machine with training: one thread, and for trial charts
         // alone, the lowest priority. Without such a thread it draws nothing: the final
         // report draws everything.
         match &live {
             Some(l) => match live_pool(page.is_none()) {
                 Some(pool) => pool.install(|| canvas::live(l.over.clone(), draw)),
-                None => (ReportOutcome::default(), Vec::new()),
+                None => ReportOutcome::default(),
             },
             None => draw(),
         }
     });
     let (drawing, ()) = tokio::join!(drawing, meanwhile);
+    drawn.take_written();
     match drawing {
-        Ok((outcome, done)) => {
-            drawn.trials.extend(done);
-            Ok(outcome)
-        }
+        Ok(outcome) => Ok(outcome),
         // A panic while drawing: the data is safe, and the report says what went wrong.
         Err(e) => Ok(ReportOutcome {
             failed: vec![ChartError {
@@ -310,39 +324,37 @@ fn record(outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>
 /// A trial chart drawn: the trial's ordinal, the file and how drawing it went.
 type TrialChart = (usize, PathBuf, Result<(), String>);
 
-/// Draws the trial charts, in parallel, except those in `skip`, until `abandoned`.
+/// Draws the trial charts, in parallel, except those in `skip`, until `abandoned`; each
+/// one written is added to `written` at once.
 fn draw_trials(
     data: &ChartData,
     paths: &ReportPaths,
     skip: &[usize],
     abandoned: &(dyn Fn() -> bool + Sync),
+    written: &Mutex<Vec<(usize, Fingerprint)>>,
 ) -> Vec<TrialChart> {
     data.trials
         .par_iter()
         .filter(|t| !skip.contains(&t.ordinal))
         .filter_map(|t| {
             let path = paths.trial(t.ordinal);
-            (!abandoned()).then(|| (t.ordinal, path.clone(), draw::trial(&data.sweep, t, &path)))
+            (!abandoned()).then(|| {
+                let result = draw::trial(&data.sweep, t, &path);
+                if result.is_ok() {
+                    let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
+                    written.push((t.ordinal, fingerprint(t)));
+                }
+                (t.ordinal, path, result)
+            })
         })
         .collect()
 }
 
-/// Records the trial charts in `outcome`; returns the fingerprints of those drawn.
-fn record_trials(
-    data: &ChartData,
-    charts: Vec<TrialChart>,
-    outcome: &mut ReportOutcome,
-) -> Vec<(usize, Fingerprint)> {
-    let mut done = Vec::new();
-    for (ordinal, path, result) in charts {
-        if result.is_ok()
-            && let Some(t) = data.trials.iter().find(|t| t.ordinal == ordinal)
-        {
-            done.push((ordinal, fingerprint(t)));
-        }
+/// Records the trial charts in `outcome`.
+fn record_trials(charts: Vec<TrialChart>, outcome: &mut ReportOutcome) {
+    for (_, path, result) in charts {
         record(outcome, path, result);
     }
-    done
 }
 
 /// The one-thread pool that live redraws draw on: with `lowest`, the one for trial charts
@@ -391,16 +403,17 @@ fn lowest_priority() {
     }
 }
 
-/// Draws the trial charts (in parallel, except those in `skip`) and, with `page`, the
-/// summary charts and the page; once `abandon` is set, no further chart and not the page.
-/// Returns the outcome and the fingerprints of the trial charts drawn.
+/// Draws the trial charts (in parallel, except those in `skip`; each one written is added to
+/// `written`) and, with `page`, the summary charts and the page; once `abandon` is set, no
+/// further chart and not the page.
 fn draw_all(
     data: &ChartData,
     paths: &ReportPaths,
     skip: &[usize],
     page: Option<&PageText>,
     live: Option<&Live>,
-) -> (ReportOutcome, Vec<(usize, Fingerprint)>) {
+    written: &Mutex<Vec<(usize, Fingerprint)>>,
+) -> ReportOutcome {
     let abandoned = || live.is_some_and(|l| l.over.load(Ordering::Relaxed));
     let mut outcome = ReportOutcome {
         dir: paths.dir().to_path_buf(),
@@ -409,7 +422,7 @@ fn draw_all(
     let dir = paths.trials_dir();
     if let Err(e) = std::fs::create_dir_all(&dir) {
         record(&mut outcome, dir, Err(e.to_string()));
-        return (outcome, Vec::new());
+        return outcome;
     }
     // Each chart is a job: the summary charts and the trial charts are drawn in parallel.
     type Job<'a> = (
@@ -420,9 +433,9 @@ fn draw_all(
     let mut jobs: Vec<Job> = Vec::new();
     let n = data.trials.len();
     let Some(page) = page else {
-        let drawn = draw_trials(data, paths, skip, &abandoned);
-        let done = record_trials(data, drawn, &mut outcome);
-        return (outcome, done);
+        let drawn = draw_trials(data, paths, skip, &abandoned, written);
+        record_trials(drawn, &mut outcome);
+        return outcome;
     };
     jobs.push((
         "curves.png",
@@ -482,7 +495,7 @@ fn draw_all(
     // On one thread (a live redraw) the trial charts come first: an ended trial's chart is
     // final, while the summary charts change until the sweep ends.
     let (results, drawn_charts) = rayon::join(
-        || draw_trials(data, paths, skip, &abandoned),
+        || draw_trials(data, paths, skip, &abandoned, written),
         || {
             jobs.par_iter()
                 .map(|(file, _, draw)| {
@@ -501,9 +514,9 @@ fn draw_all(
         }
         record(&mut outcome, path, result);
     }
-    let done = record_trials(data, results, &mut outcome);
+    record_trials(results, &mut outcome);
     if abandoned() {
-        return (outcome, done);
+        return outcome;
     }
     let trial_charts: Vec<(usize, String)> = data
         .trials
@@ -533,7 +546,7 @@ fn draw_all(
     // sees half a page, nor none.
     let result = canvas::write_beside(&index, html.as_bytes(), false).map_err(|e| e.to_string());
     record(&mut outcome, index, result);
-    (outcome, done)
+    outcome
 }
 
 /// Draws the best `k` validation curves of each of two sweeps on one chart,
@@ -697,6 +710,91 @@ mod tests {
         assert!(names(&fourth, b).contains(&("val_loss".into(), 2, 0.8)));
         assert!(!ended.by_trial.contains_key(&b), "over the cap");
         assert_eq!(ended.points, Ended::MAX_POINTS - 1);
+    }
+
+    /// A live redraw still drawing when the run ends is dropped, not waited for: the charts
+    /// it wrote until then are not drawn again by the final report (they were, when only a
+    /// finished redraw counted them), and the others are.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn charts_a_dropped_live_redraw_wrote_are_not_drawn_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("x.db")).await.unwrap();
+        let rates: Vec<String> = (1..=12)
+            .map(|i| format!("{}", f64::from(i) / 100.0))
+            .collect();
+        let spec = crate::spec::parse(
+            Path::new("t.toml"),
+            &format!(
+                "name = \"s\"\n[params]\nlearning_rate = [{}]\nbatch_size = 8\nepochs = 2\n",
+                rates.join(", ")
+            ),
+        )
+        .unwrap();
+        let id = store.create_sweep(&spec, None, false).await.unwrap();
+        store
+            .add_trials(id, &crate::spec::expand(&spec).unwrap())
+            .await
+            .unwrap();
+        let mut writes = Vec::new();
+        for _ in 0..rates.len() {
+            let t = store.claim_next(id).await.unwrap().unwrap().id;
+            writes.extend([epoch(t, 1, 0.5), epoch(t, 2, 0.4), completed(t)]);
+        }
+        store.apply(&writes).await.unwrap();
+        let root = dir.path().join("reports");
+        let trials_dir = root.join("s/trials");
+        let on_disk = || -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(&trials_dir)
+                .map(|d| {
+                    d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        let mut drawn = Drawn::default();
+        let over = Arc::new(AtomicBool::new(false));
+        {
+            let live = Live {
+                over: over.clone(),
+                page: false,
+            };
+            let redrawing = redraw(&store, "s", &root, &mut drawn, Some(live));
+            tokio::pin!(redrawing);
+            // Until the first chart is written; then the run ends and the redraw is dropped.
+            while on_disk().is_empty() {
+                tokio::select! {
+                    done = &mut redrawing => {
+                        done.unwrap();
+                        break;
+                    }
+                    () = tokio::time::sleep(std::time::Duration::from_millis(1)) => {}
+                }
+            }
+            over.store(true, Ordering::Relaxed);
+        }
+        // The chart thread stops at its next chart; once it has, nothing more is written live.
+        live_pool(true).expect("a chart thread").install(|| ());
+        let live_wrote = on_disk();
+        assert!(!live_wrote.is_empty());
+
+        let last = redraw(&store, "s", &root, &mut drawn, None).await.unwrap();
+        assert!(last.failed.is_empty(), "{:?}", last.failed);
+        let mut final_wrote: Vec<String> = last
+            .written
+            .iter()
+            .filter(|p| p.parent() == Some(trials_dir.as_path()))
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        final_wrote.sort();
+        let again: Vec<&String> = final_wrote
+            .iter()
+            .filter(|f| live_wrote.contains(f))
+            .collect();
+        assert!(again.is_empty(), "drawn again: {again:?}");
+        assert_eq!(live_wrote.len() + final_wrote.len(), rates.len());
+        assert_eq!(on_disk().len(), rates.len());
     }
 
     #[test]
