@@ -625,15 +625,14 @@ mod tests {
         }
     }
 
-    /// An ended trial's metrics are read once; later redraws read only the other trials', and
-    /// every trial's metrics still come back, in full.
-    #[tokio::test]
-    async fn ended_trials_metrics_are_read_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("x.db")).await.unwrap();
+    /// Sweep `s` in `store`, a trial per learning rate in `rates` (TOML), each of `epochs`;
+    /// returns its id.
+    async fn sweep_s(store: &SqliteStore, rates: &str, epochs: usize) -> i64 {
         let spec = crate::spec::parse(
             Path::new("t.toml"),
-            "name = \"s\"\n[params]\nlearning_rate = [0.1, 0.2, 0.3]\nbatch_size = 8\nepochs = 3\n",
+            &format!(
+                "name = \"s\"\n[params]\nlearning_rate = [{rates}]\nbatch_size = 8\nepochs = {epochs}\n"
+            ),
         )
         .unwrap();
         let id = store.create_sweep(&spec, None, false).await.unwrap();
@@ -641,6 +640,16 @@ mod tests {
             .add_trials(id, &crate::spec::expand(&spec).unwrap())
             .await
             .unwrap();
+        id
+    }
+
+    /// An ended trial's metrics are read once; later redraws read only the other trials', and
+    /// every trial's metrics still come back, in full.
+    #[tokio::test]
+    async fn ended_trials_metrics_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("x.db")).await.unwrap();
+        let id = sweep_s(&store, "0.1, 0.2, 0.3", 3).await;
         let (a, b) = (
             store.claim_next(id).await.unwrap().unwrap().id,
             store.claim_next(id).await.unwrap().unwrap().id,
@@ -722,19 +731,7 @@ mod tests {
         let rates: Vec<String> = (1..=12)
             .map(|i| format!("{}", f64::from(i) / 100.0))
             .collect();
-        let spec = crate::spec::parse(
-            Path::new("t.toml"),
-            &format!(
-                "name = \"s\"\n[params]\nlearning_rate = [{}]\nbatch_size = 8\nepochs = 2\n",
-                rates.join(", ")
-            ),
-        )
-        .unwrap();
-        let id = store.create_sweep(&spec, None, false).await.unwrap();
-        store
-            .add_trials(id, &crate::spec::expand(&spec).unwrap())
-            .await
-            .unwrap();
+        let id = sweep_s(&store, &rates.join(", "), 2).await;
         let mut writes = Vec::new();
         for _ in 0..rates.len() {
             let t = store.claim_next(id).await.unwrap().unwrap().id;

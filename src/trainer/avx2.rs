@@ -212,8 +212,8 @@ mod tests {
             return;
         }
         // SAFETY: available() is true, and the check passes slices that fit its shapes.
-        super::super::avx512::tests::check_kernel(|c, a, strides, b, shape, bias| unsafe {
-            gemm(c, a, strides, b, shape, bias, Store::Plain)
+        super::super::avx512::tests::check_kernel(|c, a, strides, b, shape, bias, store| unsafe {
+            gemm(c, a, strides, b, shape, bias, store)
         });
     }
 

@@ -235,19 +235,30 @@ pub(super) mod tests {
         c
     }
 
-    /// Checks `kernel` against [`naive`] on ragged shapes, with `a` stored as is or
-    /// transposed, with and without a bias; every output starts as NaN, so a value the
-    /// kernel does not write fails.
-    pub(in crate::trainer) fn check_kernel(
-        kernel: impl Fn(
+    /// A GEMM kernel as the checks below call it: `(c, a, a's strides, b, (m, k, n), bias,
+    /// store)`.
+    pub(in crate::trainer) trait Kernel:
+        Fn(&mut [f32], &[f32], (usize, usize), &[f32], (usize, usize, usize), Option<&[f32]>, Store)
+    {
+    }
+
+    impl<F> Kernel for F where
+        F: Fn(
             &mut [f32],
             &[f32],
             (usize, usize),
             &[f32],
             (usize, usize, usize),
             Option<&[f32]>,
-        ),
-    ) {
+            Store,
+        )
+    {
+    }
+
+    /// Checks `kernel`'s plain product against [`naive`] on ragged shapes, with `a` stored as
+    /// is or transposed, with and without a bias; every output starts as NaN, so a value the
+    /// kernel does not write fails.
+    pub(in crate::trainer) fn check_kernel(kernel: impl Kernel) {
         let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
         for (m, k, n) in [
             (1, 1, 1),
@@ -269,12 +280,20 @@ pub(super) mod tests {
                 let a: Vec<f32> = (0..m * k).map(value).collect();
                 let want = naive(&a, strides, &b, n, (m, k, n));
                 let mut c = vec![f32::NAN; m * n];
-                kernel(&mut c, &a, strides, &b, (m, k, n), None);
+                kernel(&mut c, &a, strides, &b, (m, k, n), None, Store::Plain);
                 for (x, y) in c.iter().zip(&want) {
                     assert!(close(*x, *y), "{m}x{k}x{n}: {x} vs {y}");
                 }
                 let mut c = vec![f32::NAN; m * n];
-                kernel(&mut c, &a, strides, &b, (m, k, n), Some(&bias));
+                kernel(
+                    &mut c,
+                    &a,
+                    strides,
+                    &b,
+                    (m, k, n),
+                    Some(&bias),
+                    Store::Plain,
+                );
                 for (i, (x, y)) in c.iter().zip(&want).enumerate() {
                     assert!(close(*x, y + bias[i % n]), "with a bias, {m}x{k}x{n}");
                 }
@@ -291,8 +310,8 @@ pub(super) mod tests {
             return;
         }
         // SAFETY: available() is true, and the check passes slices that fit its shapes.
-        check_kernel(|c, a, strides, b, shape, bias| unsafe {
-            gemm(c, a, strides, b, shape, bias, Store::Plain)
+        check_kernel(|c, a, strides, b, shape, bias, store| unsafe {
+            gemm(c, a, strides, b, shape, bias, store)
         });
     }
 
@@ -310,17 +329,7 @@ pub(super) mod tests {
     /// Checks that `kernel`'s ReLU stores give what its plain product gives, then the ReLU
     /// or its derivative's mask applied element by element (bit for bit, NaN included); on
     /// ragged shapes, so masked edges are covered.
-    pub(in crate::trainer) fn check_stores(
-        kernel: impl Fn(
-            &mut [f32],
-            &[f32],
-            (usize, usize),
-            &[f32],
-            (usize, usize, usize),
-            Option<&[f32]>,
-            Store,
-        ),
-    ) {
+    pub(in crate::trainer) fn check_stores(kernel: impl Kernel) {
         let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
         for (m, k, n) in [
             (1, 1, 1),
