@@ -321,8 +321,8 @@ fn record(outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>
     }
 }
 
-/// A trial chart drawn: the trial's ordinal, the file and how drawing it went.
-type TrialChart = (usize, PathBuf, Result<(), String>);
+/// A trial chart drawn: the file and how drawing it went.
+type TrialChart = (PathBuf, Result<(), String>);
 
 /// Draws the trial charts, in parallel, except those in `skip`, until `abandoned`; each
 /// one written is added to `written` at once.
@@ -344,7 +344,7 @@ fn draw_trials(
                     let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
                     written.push((t.ordinal, fingerprint(t)));
                 }
-                (t.ordinal, path, result)
+                (path, result)
             })
         })
         .collect()
@@ -352,7 +352,7 @@ fn draw_trials(
 
 /// Records the trial charts in `outcome`.
 fn record_trials(charts: Vec<TrialChart>, outcome: &mut ReportOutcome) {
-    for (_, path, result) in charts {
+    for (path, result) in charts {
         record(outcome, path, result);
     }
 }

@@ -51,11 +51,7 @@ pub(super) unsafe fn gemm(
 ) {
     let (c, a, b) = (c.as_mut_ptr(), a.as_ptr(), b.as_ptr());
     let bias = bias.map(|r| r.as_ptr());
-    let (relu, keep) = match store {
-        Store::Plain => (false, None),
-        Store::Relu => (true, None),
-        Store::KeepWherePositive(m) => (false, Some(m.as_ptr())),
-    };
+    let (relu, keep) = store.parts();
     let mut j = 0;
     while j < n {
         let w = (n - j).min(16);

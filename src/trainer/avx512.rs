@@ -40,6 +40,16 @@ pub(super) enum Store<'a> {
 }
 
 impl Store<'_> {
+    /// As a kernel's blocks take it: whether to apply the ReLU, and the matrix whose
+    /// positive elements keep `c`'s.
+    pub(super) fn parts(self) -> (bool, Option<*const f32>) {
+        match self {
+            Store::Plain => (false, None),
+            Store::Relu => (true, None),
+            Store::KeepWherePositive(m) => (false, Some(m.as_ptr())),
+        }
+    }
+
     /// The same, element by element, on a `c` already computed: for products the kernel
     /// does not take, and as the kernel's reference in its tests.
     pub(super) fn apply(self, c: &mut [f32]) {
@@ -77,11 +87,7 @@ pub(super) unsafe fn gemm(
 ) {
     let (c, a, b) = (c.as_mut_ptr(), a.as_ptr(), b.as_ptr());
     let bias = bias.map(|r| r.as_ptr());
-    let (relu, keep) = match store {
-        Store::Plain => (false, None),
-        Store::Relu => (true, None),
-        Store::KeepWherePositive(m) => (false, Some(m.as_ptr())),
-    };
+    let (relu, keep) = store.parts();
     let mut j = 0;
     while j < n {
         let w = (n - j).min(32);

@@ -421,27 +421,13 @@ fn matmul_stored(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if b.cs == 1 && b.rs == n && avx512() {
-        // SAFETY: AVX-512 is there, and the assertion above keeps every index inside the
-        // slices (`fits`, and `store`'s matrix as large as `c`).
-        unsafe { super::avx512::gemm(c, a.data, (a.rs, a.cs), b.data, (m, k, n), bias, store) };
-        return;
-    }
-    product_elsewhere(c, a, b, (m, k, n), bias, store);
-}
-
-/// [`matmul_stored`] without AVX-512: lcurve's AVX2 kernel (which applies `store` as it
-/// stores), or the `gemm` crate and then `store` in a pass over `c`.
-fn product_elsewhere(
-    c: &mut [f32],
-    a: View,
-    b: View,
-    (m, k, n): (usize, usize, usize),
-    bias: Option<&[f32]>,
-    store: Store,
-) {
-    #[cfg(target_arch = "x86_64")]
     if b.cs == 1 && b.rs == n {
+        if avx512() {
+            // SAFETY: AVX-512 is there, and the assertion above keeps every index inside
+            // the slices (`fits`, and `store`'s matrix as large as `c`).
+            unsafe { super::avx512::gemm(c, a.data, (a.rs, a.cs), b.data, (m, k, n), bias, store) };
+            return;
+        }
         // Past k = 128 (the weight gradients at batch 256) the gemm crate's packed blocks
         // keep its operands in L1 and it was faster: 1.07 ms against 1.16 ms per batch-256
         // epoch (best of 6 interleaved runs, AVX2-only AMD EPYC).
@@ -451,6 +437,7 @@ fn product_elsewhere(
             return;
         }
     }
+    // The `gemm` crate, then `store` in a pass over `c`.
     if let Some(row) = bias {
         for out in c[..m * n].chunks_exact_mut(n) {
             out.copy_from_slice(&row[..n]);
