@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -492,7 +493,7 @@ async fn run(
     // Everything about the file is checked before the database is touched.
     let mut spec = spec::load(path)?;
     check_size(&spec, path, opts.max_trials)?;
-    let split = prepare_data(&mut spec, path)?;
+    let split = Arc::new(prepare_data(&mut spec, path)?);
     let store = SqliteStore::open(db).await?;
     // One process per sweep and database: a second would re-queue the first one's trials.
     let _lock = RunLock::acquire(db, spec.name.as_str())?;
@@ -541,7 +542,7 @@ async fn run(
             run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
         }
         None => {
-            let trainer = || Ok(MlpTrainer::new(&split));
+            let trainer = || Ok(MlpTrainer::shared(split.clone()));
             run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
         }
     };

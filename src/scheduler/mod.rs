@@ -182,15 +182,21 @@ pub async fn run<S: Store, T: Trainer>(
             }
         }
         if running.is_empty() {
-            if !cancelled {
-                // Nothing left to run or promote: trials still paused end here.
-                let (writes, ended) = book.stop_paused(opts.best_metric);
-                unsaved.add(writes);
-                unsaved.flush(store).await?;
-                for (ordinal, label, outcome) in ended {
-                    *summary.finished.entry(outcome.state).or_default() += 1;
-                    progress.finished(ordinal, &label, &outcome, &[]);
-                }
+            // Nothing left to run or promote: trials still paused end here, and the sweep's
+            // end shares their commit and that of the last trial's end (see below).
+            let (mut writes, ended) = if cancelled {
+                Default::default()
+            } else {
+                book.stop_paused(opts.best_metric)
+            };
+            writes.push(Write::FinishSweep { sweep_id });
+            unsaved.add(writes);
+            unsaved.flush(store).await?;
+            // Not told the commit: the run is over, and the final redraw follows (a live
+            // redraw started now would only hold it up).
+            for (ordinal, label, outcome) in ended {
+                *summary.finished.entry(outcome.state).or_default() += 1;
+                progress.finished(ordinal, &label, &outcome, &[]);
             }
             break;
         }
@@ -241,7 +247,12 @@ pub async fn run<S: Store, T: Trainer>(
             && !(step.paused.is_empty() && step.changes.iter().all(|c| c.started().is_some()));
         unsaved.add(step.writes);
         unsaved.urgent |= tail_end;
-        unsaved.start(store);
+        // With nothing running, the loop's top starts more trials, whose writes join these,
+        // or ends the run in one commit with them: the last trial's end and the sweep's
+        // used to be two commits, one after the other, between training and the report.
+        if !running.is_empty() {
+            unsaved.start(store);
+        }
         for e in &step.epochs {
             progress.epoch(e);
         }
@@ -275,10 +286,6 @@ pub async fn run<S: Store, T: Trainer>(
             }
         }
     }
-    // Not told: the run is over, and the final redraw follows (a live redraw started now
-    // would only hold it up).
-    unsaved.add(vec![Write::FinishSweep { sweep_id }]);
-    unsaved.flush(store).await?;
     Ok(summary)
 }
 
