@@ -1,5 +1,6 @@
 //! The canvas charts are drawn on: plotters' bitmap backend with text drawn from a shared
-//! cache of rasterized glyphs, on a per-thread reused pixel buffer, written out as PNG.
+//! cache of rasterized glyphs, on a reused pixel buffer (see [`super::pixels`]), written out
+//! as PNG.
 //!
 //! plotters' `ab_glyph` text path outlines and rasterizes every glyph of every label each time
 //! it is drawn; that was about a fifth of a report's CPU time. [`Canvas`] draws the same
@@ -22,6 +23,8 @@ use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
 };
+
+use super::pixels::Pool;
 
 /// DejaVu Sans (Bitstream Vera licence, see `src/report/fonts/LICENSE-DejaVu.txt`).
 pub(super) const FONT_BYTES: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
@@ -191,10 +194,9 @@ fn at_size<T>(size: f64, f: impl FnOnce(&mut AtSize) -> T) -> T {
     f(sizes.entry(size.to_bits()).or_default())
 }
 
-/// Buffers of charts drawn before (pixels, PNG files), kept for the process so a chart does
-/// not fault in fresh pages, and shared by every thread: the final report draws on threads
-/// that have drawn nothing yet, and takes the buffers of the live chart thread, which by then
-/// has stopped. Each holds at most as many as were in use at once.
+/// Buffers of PNG files written before, kept for the process so a chart does not fault in
+/// fresh pages, and shared by every thread, as the pixels' (see [`super::pixels`]). It holds
+/// at most as many as were in use at once.
 struct Buffers(Mutex<Vec<Vec<u8>>>);
 
 impl Buffers {
@@ -219,7 +221,7 @@ impl Buffers {
     }
 }
 
-static PIXELS: Buffers = Buffers(Mutex::new(Vec::new()));
+static PIXELS: Pool = Pool::new();
 static ENCODED: Buffers = Buffers(Mutex::new(Vec::new()));
 
 thread_local! {
@@ -466,10 +468,10 @@ pub(super) fn draw_png(
 ) -> Result<(), String> {
     let (w, h) = size;
     let len = w as usize * h as usize * 3;
-    let mut pixels = PIXELS.take(len);
-    pixels.resize(len, 255);
-    let written = paint(&mut pixels, size, draw).and_then(|()| write_png(path, size, &pixels));
-    PIXELS.give_back(pixels);
+    let mut buffer = PIXELS.take(len);
+    let pixels = buffer.filled(len, 255);
+    let written = paint(pixels, size, draw).and_then(|()| write_png(path, size, pixels));
+    PIXELS.give_back(buffer);
     written
 }
 
@@ -601,7 +603,6 @@ mod tests {
     use plotters::style::FontStyle;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-    /// A chart drawn again over an older one replaces it whole, and leaves no temporary file.
     #[test]
     fn a_chart_takes_the_smallest_kept_buffer_that_fits_else_the_largest() {
         let pool = Buffers(Mutex::new(Vec::new()));
@@ -620,6 +621,7 @@ mod tests {
         assert_eq!(pool.take(1).capacity(), 0, "each buffer is handed out once");
     }
 
+    /// A chart drawn again over an older one replaces it whole, and leaves no temporary file.
     #[test]
     fn a_chart_drawn_again_replaces_the_old_file() {
         let dir = tempfile::tempdir().unwrap();

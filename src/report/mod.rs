@@ -6,6 +6,7 @@ mod canvas;
 mod draw;
 mod html;
 mod paths;
+mod pixels;
 mod polygon;
 mod prepare;
 mod summary;
