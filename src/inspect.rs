@@ -57,7 +57,7 @@ pub fn scores_from_metrics(
             continue;
         };
         let finite = m.value.is_finite().then_some(m.value);
-        match m.name.as_str() {
+        match &*m.name {
             "val_loss" => {
                 s.epochs_run += 1;
                 s.best_val_loss = better(s.best_val_loss, finite, f64::min);

@@ -177,7 +177,7 @@ pub fn curve_of(points: &[MetricPoint]) -> Vec<EpochReport> {
             seconds: 0.0,
             steps: Vec::new(),
         });
-        match m.name.as_str() {
+        match &*m.name {
             "train_loss" => r.train_loss = m.value,
             "val_loss" => r.val_loss = m.value,
             "val_accuracy" => r.val_accuracy = Some(m.value),

@@ -253,6 +253,7 @@ pub async fn run_sweep<S: Store, T: Trainer>(
     progress: &mut dyn Progress,
     cancel: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<RunResult> {
+    report::make_threads();
     // Expanded before anything is written: a space that cannot be expanded changes nothing.
     let mut planned = spec::expand(spec)?;
     let data = data.map(DataRecord::to_json);

@@ -143,6 +143,14 @@ pub struct Live {
     pub page: bool,
 }
 
+/// Has the threads that a report not drawn live draws on (rayon's global pool) made on a
+/// blocking thread, without waiting for them: a run asks as it starts, so they are made while
+/// it sets up rather than between the end of training and its own (where making them held
+/// the final report up by 0.3-0.4 ms). Must be called within a Tokio runtime.
+pub fn make_threads() {
+    tokio::task::spawn_blocking(|| rayon::spawn(|| {}));
+}
+
 /// As [`write_report`], but trial charts already drawn (per `drawn`) and unchanged since are
 /// kept. The drawing runs on a blocking thread, so a running sweep's scheduler is not held up.
 /// `live`: drawn while the sweep runs (the run knows; the database cannot tell a running
@@ -666,7 +674,7 @@ mod tests {
             let mut v: Vec<_> = m
                 .iter()
                 .filter(|p| p.trial_id == t)
-                .map(|p| (p.name.clone(), p.epoch, p.value))
+                .map(|p| (p.name.to_string(), p.epoch, p.value))
                 .collect();
             v.sort_by(|x, y| x.partial_cmp(y).unwrap());
             v

@@ -446,7 +446,7 @@ impl Store for SqliteStore {
             .map(|(name, e, value, kind)| {
                 Ok(MetricPoint {
                     trial_id,
-                    name,
+                    name: metric_name(&name),
                     epoch: uint(e)?,
                     value: value_of(&kind, value)?,
                 })
@@ -989,7 +989,7 @@ fn scores_of(r: &RawRow) -> Result<(i64, TrialScores), StoreError> {
 fn metric_point(r: &RawRow) -> Result<MetricPoint, StoreError> {
     Ok(MetricPoint {
         trial_id: r.int_required("trial_id")?,
-        name: r.text_required("name")?.to_string(),
+        name: metric_name(r.text_required("name")?),
         epoch: uint(r.int_required("epoch")?)?,
         value: value_of(r.text_required("kind")?, r.real("value")?)?,
     })
