@@ -39,7 +39,7 @@ impl MlpTrainer {
     /// As [`MlpTrainer::new`], keeping `split` itself rather than a copy.
     pub fn shared(split: Arc<Split>) -> Self {
         Self {
-            fused: FusedTrainer::new(&split),
+            fused: FusedTrainer::shared(split.clone()),
             burn: Arc::default(),
             split,
         }
