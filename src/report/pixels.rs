@@ -77,8 +77,8 @@ fn advise_huge_pages(ptr: NonNull<u8>, size: usize) {
 
 /// Buffers of charts drawn before, shared by every thread: the final report draws on threads
 /// that have drawn nothing yet, and takes the buffer of the live chart thread, which by then
-/// has stopped. It holds at most one buffer per chart size class per thread that drew at
-/// once (the digits sweep: 3, 10 MB).
+/// has stopped. For each buffer size (2 MiB holds a trial chart, 4 MiB the digits sweep's
+/// largest chart) it holds no more than were in use at once.
 pub(super) struct Pool(Mutex<Vec<PixelBuffer>>);
 
 impl Pool {
