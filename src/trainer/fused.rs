@@ -15,7 +15,7 @@ use super::burn::initial_model;
 use super::checkpoint::Saved;
 use super::model::Dropout;
 use super::{Checkpoint, Control, EpochReport, EpochSink, TrainEnd, TrainError, Trainer};
-use crate::data::{Split, Subsets, Target};
+use crate::data::{Split, Target};
 use crate::spec::{Activation, Optimizer, TrialConfig};
 
 /// burn's Adam epsilon (`AdamConfig`'s default), so both engines take the same steps.
@@ -106,11 +106,6 @@ impl Drop for FlushSubnormals {
 #[derive(Clone)]
 pub struct FusedTrainer {
     split: Arc<Split>,
-    subsets: Subsets,
-    n_features: usize,
-    n_outputs: usize,
-    /// The regression target's standard deviation, to report RMSE in its own units.
-    target_std: Option<f64>,
 }
 
 impl FusedTrainer {
@@ -121,16 +116,19 @@ impl FusedTrainer {
     /// As [`FusedTrainer::new`], keeping `split` itself rather than a copy (copying the
     /// digits rows took 0.3 ms of a run's start, most of it faulting in fresh pages).
     pub fn shared(split: Arc<Split>) -> Self {
-        let n_outputs = match split.train.target {
-            Target::Classes(_) => split.train.n_classes(),
+        Self { split }
+    }
+
+    /// The split it trains on.
+    pub(super) fn split(&self) -> &Split {
+        &self.split
+    }
+
+    /// The width of the output layer: one logit per class, or one value.
+    fn n_outputs(&self) -> usize {
+        match self.split.train.target {
+            Target::Classes(_) => self.split.train.n_classes(),
             Target::Values(_) => 1,
-        };
-        Self {
-            subsets: split.subsets.clone(),
-            n_features: split.train.n_features,
-            n_outputs,
-            target_std: split.record.target_std,
-            split,
         }
     }
 }
@@ -925,13 +923,14 @@ impl Trainer for FusedTrainer {
         resume: Option<&Checkpoint>,
         on_epoch: &mut EpochSink,
     ) -> Result<TrainEnd, TrainError> {
-        let mut widths = vec![self.n_features];
+        let (n_features, n_out) = (self.split.train.n_features, self.n_outputs());
+        let mut widths = vec![n_features];
         widths.extend(&config.hidden);
-        widths.push(self.n_outputs);
+        widths.push(n_out);
         let mut net = Net::new(widths, Act::new(config.activation, config.negative_slope));
         // burn's initial weights, so both engines start from the same point.
         let device = burn::tensor::Device::flex().autodiff();
-        let start = initial_model(&device, config, self.n_features, self.n_outputs)
+        let start = initial_model(&device, config, n_features, n_out)
             .layer_values()
             .map_err(TrainError)?;
         if start.len() != net.layers() {
@@ -951,7 +950,7 @@ impl Trainer for FusedTrainer {
         let mut optim = Optim::new(config, net.params.len());
         let decay = config.weight_decay as f32;
         let (train, valid) = (&self.split.train, &self.split.valid);
-        let mut order = self.subsets.pick(config.train_fraction);
+        let mut order = self.split.subsets.pick(config.train_fraction);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut first = 1;
         if let Some(cp) = resume {
@@ -969,14 +968,13 @@ impl Trainer for FusedTrainer {
 
         let batch = config.batch_size.max(1);
         let mut work = Work::new(&net, batch.max(valid.rows()), config.dropout > 0.0);
-        let nf = self.n_features;
+        let nf = n_features;
         let mut xs = vec![0.0f32; order.len() * nf];
         let mut ys = match &train.target {
             Target::Classes(_) => Target::Classes(vec![0; order.len()]),
             Target::Values(_) => Target::Values(vec![0.0; order.len()]),
         };
         let last = net.layers() - 1;
-        let n_out = self.n_outputs;
         for epoch in first..=config.epochs {
             let started = Instant::now();
             let lr = config.learning_rate_at(epoch);
@@ -1027,7 +1025,10 @@ impl Trainer for FusedTrainer {
             let val_loss = f64::from(val_loss);
             let (val_accuracy, val_rmse) = match &valid.target {
                 Target::Classes(_) => (Some(correct as f64 / valid_rows.max(1) as f64), None),
-                Target::Values(_) => (None, Some(val_loss.sqrt() * self.target_std.unwrap_or(1.0))),
+                Target::Values(_) => (
+                    None,
+                    Some(val_loss.sqrt() * self.split.record.target_std.unwrap_or(1.0)),
+                ),
             };
             let report = EpochReport {
                 epoch,

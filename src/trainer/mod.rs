@@ -24,11 +24,11 @@ use crate::spec::{Engine, Metric, TrialConfig};
 /// The real trainer: each trial trains on the engine its config names.
 #[derive(Clone)]
 pub struct MlpTrainer {
+    /// Also holds the split, from which `burn` is made.
     fused: FusedTrainer,
     /// Made for the first trial on burn: a sweep on the fused engine never needs its tensors
     /// (making them took 0.35 ms of the digits sweep's start, before its first trial).
     burn: Arc<OnceLock<BurnTrainer>>,
-    split: Arc<Split>,
 }
 
 impl MlpTrainer {
@@ -39,14 +39,14 @@ impl MlpTrainer {
     /// As [`MlpTrainer::new`], keeping `split` itself rather than a copy.
     pub fn shared(split: Arc<Split>) -> Self {
         Self {
-            fused: FusedTrainer::shared(split.clone()),
+            fused: FusedTrainer::shared(split),
             burn: Arc::default(),
-            split,
         }
     }
 
     fn burn(&self) -> &BurnTrainer {
-        self.burn.get_or_init(|| BurnTrainer::new(&self.split))
+        self.burn
+            .get_or_init(|| BurnTrainer::new(self.fused.split()))
     }
 }
 
