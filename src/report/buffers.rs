@@ -1,10 +1,12 @@
-//! Charts' pixel buffers: aligned to 2 MiB and advised as huge pages, and kept for the
-//! process, so drawing a chart rarely faults in fresh memory, and then a few large pages
-//! rather than hundreds of small ones.
+//! Charts' buffers, kept for the process in a [`Pool`] so drawing a chart rarely faults in
+//! fresh memory: the PNG files' bytes, and the pixels, which are aligned to 2 MiB and
+//! advised as huge pages, so that fresh memory comes as a few large pages rather than
+//! hundreds of small ones.
 //!
 //! Faulting in fresh memory is dear on virtual machines: on the 2-core machines this project
-//! is measured on, first touching the 3.4 MB of a 1440x800 chart took 2.2-3.6 ms in 4 KiB
-//! pages (about 3 µs a page) and 0.3-1.9 ms (median 0.7) in 2 MiB pages. The final report
+//! is measured on, first touching the 3.4 MB of a 1440x800 chart took 1.5-2.5 ms in 4 KiB
+//! pages (median 1.6 ms of 60 runs, about 2 µs a page) and 0.13-0.52 ms (median 0.15) in
+//! 2 MiB pages. The final report
 //! draws its summary charts on threads that drew nothing before: their buffers' page faults
 //! were 843 of the 4,223 of a whole digits sweep, on the path between training's end and the
 //! run's end. Where the kernel gives no huge pages (not Linux, or transparent huge pages set
@@ -29,7 +31,7 @@ unsafe impl Send for PixelBuffer {}
 
 impl PixelBuffer {
     /// A buffer of at least `len` bytes (its contents not yet set).
-    fn new(len: usize) -> Self {
+    pub(super) fn new(len: usize) -> Self {
         let size = len.max(1).next_multiple_of(HUGE);
         let layout = Layout::from_size_align(size, HUGE).expect("a chart's pixels fit in memory");
         // SAFETY: the layout's size is not zero.
@@ -75,33 +77,52 @@ fn advise_huge_pages(ptr: NonNull<u8>, size: usize) {
     let _ = (ptr, size);
 }
 
-/// Buffers of charts drawn before, shared by every thread: the final report draws on threads
-/// that have drawn nothing yet, and takes the buffer of the live chart thread, which by then
-/// has stopped. For each buffer size (2 MiB holds a trial chart, 4 MiB the digits sweep's
-/// largest chart) it holds no more than were in use at once.
-pub(super) struct Pool(Mutex<Vec<PixelBuffer>>);
+/// A buffer a [`Pool`] keeps: how many bytes it holds.
+pub(super) trait Capacity {
+    fn capacity(&self) -> usize;
+}
 
-impl Pool {
+impl Capacity for Vec<u8> {
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+}
+
+impl Capacity for PixelBuffer {
+    fn capacity(&self) -> usize {
+        PixelBuffer::capacity(self)
+    }
+}
+
+/// Buffers of charts drawn before, shared by every thread: the final report draws on threads
+/// that have drawn nothing yet, and takes the buffers of the live chart thread, which by then
+/// has stopped. It holds no more buffers than were in use at once, plus, where a chart needed
+/// a larger one than any kept, the smaller ones kept then (for pixels, one per buffer size:
+/// 2 MiB holds a trial chart, 4 MiB the digits sweep's largest chart).
+pub(super) struct Pool<T>(Mutex<Vec<T>>);
+
+impl<T: Capacity> Pool<T> {
     pub(super) const fn new() -> Self {
         Self(Mutex::new(Vec::new()))
     }
 
-    /// The smallest buffer kept that holds `len` bytes, or a new one.
-    pub(super) fn take(&self, len: usize) -> PixelBuffer {
+    /// The smallest buffer kept that holds `len` bytes.
+    pub(super) fn take(&self, len: usize) -> Option<T> {
         let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let fits = (0..kept.len())
             .filter(|&i| kept[i].capacity() >= len)
             .min_by_key(|&i| kept[i].capacity());
-        match fits {
-            Some(i) => kept.swap_remove(i),
-            None => {
-                drop(kept);
-                PixelBuffer::new(len)
-            }
-        }
+        fits.map(|i| kept.swap_remove(i))
     }
 
-    pub(super) fn give_back(&self, buffer: PixelBuffer) {
+    /// The largest buffer kept.
+    pub(super) fn take_largest(&self) -> Option<T> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let largest = (0..kept.len()).max_by_key(|&i| kept[i].capacity());
+        largest.map(|i| kept.swap_remove(i))
+    }
+
+    pub(super) fn give_back(&self, buffer: T) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -116,7 +137,8 @@ mod tests {
     #[test]
     fn buffers_are_aligned_filled_and_reused_by_size() {
         let pool = Pool::new();
-        let mut small = pool.take(1_402_200);
+        let take = |len| pool.take(len).unwrap_or_else(|| PixelBuffer::new(len));
+        let mut small = take(1_402_200);
         assert_eq!(small.capacity(), HUGE);
         assert_eq!(small.ptr.as_ptr() as usize % HUGE, 0);
         let bytes = small.filled(1_402_200, 255);
@@ -126,7 +148,7 @@ mod tests {
         pool.give_back(small);
 
         // Too big for the kept buffer: a new one, and the small one stays for small charts.
-        let mut large = pool.take(3_456_000);
+        let mut large = take(3_456_000);
         assert_eq!(large.capacity(), 2 * HUGE);
         assert_ne!(large.ptr, small_at);
         assert!(large.filled(3_456_000, 0).iter().all(|&b| b == 0));
@@ -134,10 +156,10 @@ mod tests {
         pool.give_back(large);
 
         // Each size takes the smallest buffer that holds it, filled afresh.
-        let mut again = pool.take(700_000);
+        let mut again = take(700_000);
         assert_eq!(again.ptr, small_at);
         assert!(again.filled(700_000, 255).iter().all(|&b| b == 255));
-        assert_eq!(pool.take(2_500_000).ptr, large_at);
+        assert_eq!(take(2_500_000).ptr, large_at);
         pool.give_back(again);
     }
 }

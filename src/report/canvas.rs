@@ -1,5 +1,5 @@
 //! The canvas charts are drawn on: plotters' bitmap backend with text drawn from a shared
-//! cache of rasterized glyphs, on a reused pixel buffer (see [`super::pixels`]), written out
+//! cache of rasterized glyphs, on a reused pixel buffer (see [`super::buffers`]), written out
 //! as PNG.
 //!
 //! plotters' `ab_glyph` text path outlines and rasterizes every glyph of every label each time
@@ -24,7 +24,7 @@ use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
 };
 
-use super::pixels::Pool;
+use super::buffers::{PixelBuffer, Pool};
 
 /// DejaVu Sans (Bitstream Vera licence, see `src/report/fonts/LICENSE-DejaVu.txt`).
 pub(super) const FONT_BYTES: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
@@ -194,35 +194,19 @@ fn at_size<T>(size: f64, f: impl FnOnce(&mut AtSize) -> T) -> T {
     f(sizes.entry(size.to_bits()).or_default())
 }
 
-/// Buffers of PNG files written before, kept for the process so a chart does not fault in
-/// fresh pages, and shared by every thread, as the pixels' (see [`super::pixels`]). It holds
-/// at most as many as were in use at once.
-struct Buffers(Mutex<Vec<Vec<u8>>>);
-
-impl Buffers {
-    /// The smallest buffer kept that holds `len` bytes, else the largest, emptied; or a new
-    /// one.
-    fn take(&self, len: usize) -> Vec<u8> {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let fits = (0..kept.len())
-            .filter(|&i| kept[i].capacity() >= len)
-            .min_by_key(|&i| kept[i].capacity());
-        let pick = fits.or_else(|| (0..kept.len()).max_by_key(|&i| kept[i].capacity()));
-        let mut buffer = pick.map_or_else(Vec::new, |i| kept.swap_remove(i));
-        buffer.clear();
-        buffer
-    }
-
-    fn give_back(&self, buffer: Vec<u8>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(buffer);
-    }
+/// The smallest kept buffer for a PNG file that holds `len` bytes, else the largest kept
+/// (the file grows it), emptied; or a new one.
+fn file_buffer(pool: &Pool<Vec<u8>>, len: usize) -> Vec<u8> {
+    let mut buffer = pool
+        .take(len)
+        .or_else(|| pool.take_largest())
+        .unwrap_or_default();
+    buffer.clear();
+    buffer
 }
 
-static PIXELS: Pool = Pool::new();
-static ENCODED: Buffers = Buffers(Mutex::new(Vec::new()));
+static PIXELS: Pool<PixelBuffer> = Pool::new();
+static ENCODED: Pool<Vec<u8>> = Pool::new();
 
 thread_local! {
     /// The last chart's text pixels (see [`paint`]), reused (a few kB).
@@ -468,7 +452,7 @@ pub(super) fn draw_png(
 ) -> Result<(), String> {
     let (w, h) = size;
     let len = w as usize * h as usize * 3;
-    let mut buffer = PIXELS.take(len);
+    let mut buffer = PIXELS.take(len).unwrap_or_else(|| PixelBuffer::new(len));
     let pixels = buffer.filled(len, 255);
     let written = paint(pixels, size, draw).and_then(|()| write_png(path, size, pixels));
     PIXELS.give_back(buffer);
@@ -504,7 +488,7 @@ fn paint(
 
 fn write_png(path: &Path, (w, h): (u32, u32), pixels: &[u8]) -> Result<(), String> {
     // A chart's PNG file is a small part of its pixels' size.
-    let mut file = ENCODED.take(pixels.len() / 8);
+    let mut file = file_buffer(&ENCODED, pixels.len() / 8);
     chart_png::png_rgb(&mut file, w, h, pixels);
     let written = write_beside(path, &file, true).map_err(|e| e.to_string());
     ENCODED.give_back(file);
@@ -605,20 +589,21 @@ mod tests {
 
     #[test]
     fn a_chart_takes_the_smallest_kept_buffer_that_fits_else_the_largest() {
-        let pool = Buffers(Mutex::new(Vec::new()));
-        assert_eq!(pool.take(10).capacity(), 0, "none kept: a new one");
+        let pool = Pool::new();
+        let take = |len| file_buffer(&pool, len);
+        assert_eq!(take(10).capacity(), 0, "none kept: a new one");
         for cap in [100, 400, 200] {
             let mut b = Vec::with_capacity(cap);
             b.push(7u8);
             pool.give_back(b);
         }
-        let fit = pool.take(150);
+        let fit = take(150);
         assert!((200..400).contains(&fit.capacity()) && fit.is_empty());
-        let largest = pool.take(1000);
+        let largest = take(1000);
         assert!(largest.capacity() >= 400);
-        let last = pool.take(1);
+        let last = take(1);
         assert!((100..200).contains(&last.capacity()));
-        assert_eq!(pool.take(1).capacity(), 0, "each buffer is handed out once");
+        assert_eq!(take(1).capacity(), 0, "each buffer is handed out once");
     }
 
     /// A chart drawn again over an older one replaces it whole, and leaves no temporary file.

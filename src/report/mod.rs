@@ -2,11 +2,11 @@
 //! summary, heatmap, learning curve over data size, one chart per trial), rebuilt from the
 //! store alone. Data is prepared by plain functions (tested exactly), then drawn.
 
+mod buffers;
 mod canvas;
 mod draw;
 mod html;
 mod paths;
-mod pixels;
 mod polygon;
 mod prepare;
 mod summary;
