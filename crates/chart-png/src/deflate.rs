@@ -214,7 +214,7 @@ impl<'a> Deflate<'a> {
         // bytes that each flush stores.
         let room = self.end + data.len() * 3 / 2 + 16;
         if self.out.len() < room {
-            self.out.resize(room.max(2 * self.out.len()), 0);
+            self.out.resize(room, 0);
         }
         let mut w = Bits {
             out: &mut self.out[..],
@@ -352,7 +352,11 @@ mod tests {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                *b = if seed.is_multiple_of(4) { seed as u8 } else { 0 };
+                *b = if seed.is_multiple_of(4) {
+                    seed as u8
+                } else {
+                    0
+                };
             }
             let expected = (0..64).fold(0u64, |m, i| m | u64::from(block[i] != 0) << i);
             assert_eq!(nonzero(&block), expected);
