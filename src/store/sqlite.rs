@@ -214,6 +214,11 @@ fn create_from_template(path: &Path) -> bool {
     made.is_ok()
 }
 
+/// `text` bound as TEXT, or NULL.
+fn text_or_null(text: Option<&str>) -> Bind<'_> {
+    text.map_or(Bind::Null, Bind::Text)
+}
+
 /// Whether `recorded` (version and checksum of each migration a file records) is exactly
 /// this lcurve's migrations.
 fn holds_every_migration(recorded: &[(i64, Vec<u8>)]) -> bool {
@@ -258,11 +263,6 @@ fn uint(n: i64) -> Result<usize, StoreError> {
     usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative count {n}")))
 }
 
-fn count(n: u64) -> Result<usize, StoreError> {
-    usize::try_from(n)
-        .map_err(|_| StoreError::Corrupt(format!("row count {n} does not fit in memory")))
-}
-
 fn kind_of(x: f64) -> (&'static str, Option<f64>) {
     if x.is_nan() {
         ("nan", None)
@@ -299,64 +299,67 @@ impl Store for SqliteStore {
         replace: bool,
     ) -> Result<i64, StoreError> {
         let (json, hash) = (spec.to_json(), spec.hash());
-        let mut tx = self.begin_immediate().await?;
-        let existing: Option<(i64, String, Option<String>)> =
-            sqlx::query_as("SELECT id, spec_hash, data FROM sweeps WHERE name = ?")
-                .bind(spec.name.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some((id, stored, stored_data)) = existing {
-            let data_differs = match (&stored_data, data) {
-                (Some(old), Some(new)) => old != new,
-                _ => false,
-            };
-            if stored == hash && !data_differs {
-                // The same sweep: keep the latest file text (its comments may have changed),
-                // and the data record if an older lcurve stored none.
-                sqlx::query(
-                    "UPDATE sweeps SET data = coalesce(data, ?), source = coalesce(?, source) WHERE id = ?",
-                )
-                .bind(data)
-                .bind(spec.source.as_deref())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                return Ok(id);
+        let name = spec.name.as_str();
+        // Through the C API, in one transaction: through sqlx it was four round trips to
+        // its thread.
+        let mut conn = self.pool.acquire().await?;
+        Locked::lock(&mut conn).await?.immediate(|db| {
+            let existing = db.rows(
+                "SELECT id, spec_hash, data FROM sweeps WHERE name = ?",
+                &[Bind::Text(name)],
+                |r| {
+                    Ok((
+                        r.int_required("id")?,
+                        r.text_required("spec_hash")?.to_string(),
+                        r.text("data")?.map(str::to_string),
+                    ))
+                },
+            )?;
+            if let Some((id, stored, stored_data)) = existing.into_iter().next() {
+                let data_differs = match (&stored_data, data) {
+                    (Some(old), Some(new)) => old != new,
+                    _ => false,
+                };
+                if stored == hash && !data_differs {
+                    // The same sweep: keep the latest file text (its comments may have
+                    // changed), and the data record if an older lcurve stored none.
+                    db.execute(
+                        "UPDATE sweeps SET data = coalesce(data, ?), source = coalesce(?, source) WHERE id = ?",
+                        &[text_or_null(data), text_or_null(spec.source.as_deref()), Bind::Int(id)],
+                    )?;
+                    return Ok(id);
+                }
+                if stored == hash && !replace {
+                    return Err(StoreError::DataChanged {
+                        name: name.to_string(),
+                        what: data_difference(stored_data.as_deref(), data),
+                    });
+                }
+                if !replace {
+                    return Err(StoreError::SpecChanged {
+                        name: name.to_string(),
+                        stored,
+                        new: hash.clone(),
+                    });
+                }
+                db.execute("DELETE FROM sweeps WHERE id = ?", &[Bind::Int(id)])?;
             }
-            if stored == hash && !replace {
-                return Err(StoreError::DataChanged {
-                    name: spec.name.to_string(),
-                    what: data_difference(stored_data.as_deref(), data),
-                });
-            }
-            if !replace {
-                return Err(StoreError::SpecChanged {
-                    name: spec.name.to_string(),
-                    stored,
-                    new: hash,
-                });
-            }
-            sqlx::query("DELETE FROM sweeps WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let id = sqlx::query(
-            "INSERT INTO sweeps (name, description, spec, spec_hash, lcurve_version, data, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(spec.name.as_str())
-        .bind(spec.description.as_deref())
-        .bind(json)
-        .bind(hash)
-        .bind(env!("CARGO_PKG_VERSION"))
-        .bind(data)
-        .bind(spec.source.as_deref())
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        tx.commit().await?;
-        Ok(id)
+            let id = db.rows(
+                "INSERT INTO sweeps (name, description, spec, spec_hash, lcurve_version, data, source)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                &[
+                    Bind::Text(name),
+                    text_or_null(spec.description.as_deref()),
+                    Bind::Text(&json),
+                    Bind::Text(&hash),
+                    Bind::Text(env!("CARGO_PKG_VERSION")),
+                    text_or_null(data),
+                    text_or_null(spec.source.as_deref()),
+                ],
+                |r| r.int_required("id"),
+            )?;
+            Ok(id[0])
+        })
     }
 
     async fn add_trials(
@@ -392,13 +395,11 @@ impl Store for SqliteStore {
     }
 
     async fn requeue_running(&self, sweep_id: i64) -> Result<usize, StoreError> {
-        let r = sqlx::query(
+        let mut conn = self.pool.acquire().await?;
+        Locked::lock(&mut conn).await?.execute(
             "UPDATE trials SET state = 'pending' WHERE sweep_id = ? AND state = 'running'",
+            &[Bind::Int(sweep_id)],
         )
-        .bind(sweep_id)
-        .execute(&self.pool)
-        .await?;
-        count(r.rows_affected())
     }
 
     async fn claim_next(&self, sweep_id: i64) -> Result<Option<ClaimedTrial>, StoreError> {
