@@ -87,6 +87,10 @@ fn main() {
     if want("startup") {
         startup();
     }
+    // The runs' folders go only now: see `keep`.
+    drop(std::mem::take(
+        &mut *KEPT.lock().unwrap_or_else(|e| e.into_inner()),
+    ));
 }
 
 fn digits(extra: &str) -> (SweepSpec, lcurve::data::Split) {
@@ -284,7 +288,6 @@ fn sweep(engine: Engine, rounds: usize) {
     let (mut cpu_run, mut cpu_bare) = (Vec::new(), Vec::new());
     // The CPU time of everything in a run but the training threads, and its share.
     let mut other_cpu = Vec::new();
-    let mut kept = Vec::new();
     for _ in 0..rounds {
         let started = Instant::now();
         let process_cpu = process_cpu_ns();
@@ -303,7 +306,7 @@ fn sweep(engine: Engine, rounds: usize) {
         );
         let total = started.elapsed().as_secs_f64();
         let process_cpu = (process_cpu_ns() - process_cpu) as f64 / 1e9;
-        kept.push(dir);
+        keep(dir);
         in_run.push(accounts.off_cpu());
         cpu_run.push(accounts.cpu_s());
         other_cpu.push((
@@ -419,7 +422,6 @@ fn overhead(rounds: usize) {
     let replay = Replay(Arc::new(recorded));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (mut outside, mut replaying, mut wall) = (Vec::new(), Vec::new(), Vec::new());
-    let mut kept = Vec::new();
     for _ in 0..rounds {
         let (started, process_cpu) = (Instant::now(), process_cpu_ns());
         let accounts = Arc::new(Accounts::default());
@@ -435,7 +437,7 @@ fn overhead(rounds: usize) {
             Some(Duration::from_secs(5)),
         );
         let process = (process_cpu_ns() - process_cpu) as f64 / 1e6;
-        kept.push(dir);
+        keep(dir);
         outside.push(process - 1e3 * accounts.cpu_s());
         replaying.push(1e3 * accounts.cpu_s());
         wall.push(started.elapsed().as_secs_f64());
@@ -482,9 +484,21 @@ impl Trainer for Replay {
     }
 }
 
+/// The runs' folders, kept until every section has run. On ext4 without a journal (this
+/// machine's), creating a file skips each free inode of its group deleted in the last minute
+/// (six while its inode table block is not yet written back), one page cache lookup each:
+/// right after a section or a bench run had deleted its folders, `overhead` read 100-102 ms
+/// instead of 89-90. Leave a few minutes between bench runs for the same reason.
+static KEPT: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps `dir` (and its files) until the bench ends.
+fn keep(dir: tempfile::TempDir) {
+    KEPT.lock().unwrap_or_else(|e| e.into_inner()).push(dir);
+}
+
 /// Runs `spec` with `lcurve run`'s library call on a fresh database and reports folder, and
-/// returns when its training began and ended, and the folder, which callers keep until their
-/// section ends: deleting its 45 files is not part of a run, and was timed as one.
+/// returns when its training began and ended, and the folder, which callers [`keep`]:
+/// deleting its 45 files is not part of a run, and was timed as one.
 fn timed_run<T: Trainer>(
     rt: &tokio::runtime::Runtime,
     spec: &SweepSpec,
@@ -615,7 +629,6 @@ fn concurrency() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let settings = [1usize, 2, 4];
     let mut rates = [0.0f64; 3];
-    let mut kept = Vec::new();
     for _ in 0..5 {
         for (i, &parallel) in settings.iter().enumerate() {
             spec.train.max_parallel = parallel;
@@ -626,7 +639,7 @@ fn concurrency() {
                 || Ok(MlpTrainer::new(&split)),
                 None,
             );
-            kept.push(dir);
+            keep(dir);
             let training = clock.last.unwrap() - clock.first.unwrap();
             rates[i] = rates[i].max(480.0 / training.as_secs_f64());
         }
