@@ -22,7 +22,7 @@ pub use summary::{
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
@@ -501,29 +501,81 @@ fn draw_all(
             Box::new(move |p| draw::learning_curve(&data.sweep, &lc, p)),
         ));
     }
-    // On one thread (a live redraw) the trial charts come first: an ended trial's chart is
-    // final, while the summary charts change until the sweep ends.
-    let (results, drawn_charts) = rayon::join(
-        || draw_trials(data, paths, skip, &abandoned, written),
-        || {
-            jobs.par_iter()
-                .map(|(file, _, draw)| {
-                    let path = paths.dir().join(file);
-                    let result = (!abandoned()).then(|| draw(&path));
-                    (path, result)
-                })
-                .collect::<Vec<_>>()
-        },
-    );
+    // Every thread of the pool takes the next chart of one list whenever it is free. In the
+    // final report the summary charts come first, the longest first (`curves.png`), and the
+    // trial charts (about as long as each other) fill in after them, so both cores end
+    // within about a trial chart of each other: split into two lists, one thread drew the
+    // trial charts while the other drew `curves.png` and then `panels.png` whichever was
+    // shorter. On one thread (a live redraw) the trial charts come first: an ended trial's
+    // chart is final, while the summary charts change until the sweep ends.
+    let trials: Vec<&TrialSeries> = data
+        .trials
+        .iter()
+        .filter(|t| !skip.contains(&t.ordinal))
+        .collect();
+    let summary_first = live.is_none();
+    let work = jobs.len() + trials.len();
+    // The job at place `i` of the list: a summary chart (index into `jobs`) or a trial chart.
+    let job = |i: usize| -> Result<usize, &TrialSeries> {
+        let first = if summary_first {
+            jobs.len()
+        } else {
+            trials.len()
+        };
+        match (summary_first, i < first) {
+            (true, true) => Ok(i),
+            (true, false) => Err(trials[i - first]),
+            (false, true) => Err(trials[i]),
+            (false, false) => Ok(i - first),
+        }
+    };
+    // Each chart drawn: which (`Ok`: index into `jobs`; `Err`: place in the list), its file,
+    // and how drawing it went.
+    type Done = (Result<usize, usize>, PathBuf, Result<(), String>);
+    let drawn: Mutex<Vec<Done>> = Mutex::new(Vec::with_capacity(work));
+    let next = AtomicUsize::new(0);
+    rayon::scope(|s| {
+        for _ in 0..rayon::current_num_threads().min(work) {
+            s.spawn(|_| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= work || abandoned() {
+                        break;
+                    }
+                    let done = match job(i) {
+                        Ok(j) => {
+                            let path = paths.dir().join(jobs[j].0);
+                            let result = (jobs[j].2)(&path);
+                            (Ok(j), path, result)
+                        }
+                        Err(t) => {
+                            let path = paths.trial(t.ordinal);
+                            let result = draw::trial(&data.sweep, t, &path);
+                            if result.is_ok() {
+                                let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
+                                written.push((t.ordinal, fingerprint(t)));
+                            }
+                            (Err(i), path, result)
+                        }
+                    };
+                    drawn.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+                }
+            });
+        }
+    });
+    let mut drawn = drawn.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Recorded in the list's order, the summary charts (with their captions) in `jobs`'.
+    drawn.sort_by_key(|(which, _, _)| *which);
     let mut charts: Vec<(String, String)> = Vec::new();
-    for ((file, caption, _), (path, result)) in jobs.iter().zip(drawn_charts) {
-        let Some(result) = result else { continue };
-        if result.is_ok() {
+    for (which, path, result) in drawn {
+        if let Ok(j) = which
+            && result.is_ok()
+        {
+            let (file, caption, _) = &jobs[j];
             charts.push((file.to_string(), caption.clone()));
         }
         record(&mut outcome, path, result);
     }
-    record_trials(results, &mut outcome);
     if abandoned() {
         return outcome;
     }
