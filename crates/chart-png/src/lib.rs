@@ -13,6 +13,17 @@ mod deflate;
 
 use deflate::Deflate;
 
+/// A xorshift generator of test data from `seed` (not zero).
+#[cfg(test)]
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 const SIGNATURE: [u8; 8] = [137, 80, 78, 71, 13, 10, 26, 10];
 const FILTER_UP: u8 = 2;
 const FILTER_PAETH: u8 = 4;
@@ -173,13 +184,8 @@ mod tests {
     fn a_decoder_reads_back_the_same_pixels() {
         // Odd widths (the last vector is partial), repeated rows, a first row that is not
         // white, and noise that exercises every predictor branch.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        };
+        let mut random = xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = move || random() as u8;
         for (w, h) in [(1u32, 1u32), (2, 3), (37, 20), (1000, 64)] {
             let stride = w as usize * RGB;
             let mut pixels = vec![255u8; stride * h as usize];
