@@ -118,7 +118,7 @@ impl Bits<'_> {
         self.pending -= 8 * whole;
     }
 
-    /// At most 8 bytes as literals.
+    /// `bytes` as literals, four codes (48 bits at most) to a flush.
     #[inline(always)]
     fn literals(&mut self, bytes: &[u8]) {
         for four in bytes.chunks(4) {
