@@ -25,8 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rayon::prelude::*;
-
 use crate::data::DataRecord;
 use crate::output::Rows;
 use crate::spec::{Choice, Metric};
@@ -330,42 +328,6 @@ fn record(outcome: &mut ReportOutcome, path: PathBuf, result: Result<(), String>
     }
 }
 
-/// A trial chart drawn: the file and how drawing it went.
-type TrialChart = (PathBuf, Result<(), String>);
-
-/// Draws the trial charts, in parallel, except those in `skip`, until `abandoned`; each
-/// one written is added to `written` at once.
-fn draw_trials(
-    data: &ChartData,
-    paths: &ReportPaths,
-    skip: &[usize],
-    abandoned: &(dyn Fn() -> bool + Sync),
-    written: &Mutex<Vec<(usize, Fingerprint)>>,
-) -> Vec<TrialChart> {
-    data.trials
-        .par_iter()
-        .filter(|t| !skip.contains(&t.ordinal))
-        .filter_map(|t| {
-            let path = paths.trial(t.ordinal);
-            (!abandoned()).then(|| {
-                let result = draw::trial(&data.sweep, t, &path);
-                if result.is_ok() {
-                    let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
-                    written.push((t.ordinal, fingerprint(t)));
-                }
-                (path, result)
-            })
-        })
-        .collect()
-}
-
-/// Records the trial charts in `outcome`.
-fn record_trials(charts: Vec<TrialChart>, outcome: &mut ReportOutcome) {
-    for (path, result) in charts {
-        record(outcome, path, result);
-    }
-}
-
 /// The one-thread pool that live redraws draw on: with `lowest`, the one for trial charts
 /// alone, whose thread runs at the lowest priority. Each is made on first use and kept, so
 /// its thread keeps its canvas buffers (see `canvas`): a pool made for each redraw cost a
@@ -412,40 +374,22 @@ fn lowest_priority() {
     }
 }
 
-/// Draws the trial charts (in parallel, except those in `skip`; each one written is added to
-/// `written`) and, with `page`, the summary charts and the page; once `abandon` is set, no
-/// further chart and not the page.
-fn draw_all(
-    data: &ChartData,
-    paths: &ReportPaths,
-    skip: &[usize],
-    page: Option<&PageText>,
-    live: Option<&Live>,
-    written: &Mutex<Vec<(usize, Fingerprint)>>,
-) -> ReportOutcome {
-    let abandoned = || live.is_some_and(|l| l.over.load(Ordering::Relaxed));
-    let mut outcome = ReportOutcome {
-        dir: paths.dir().to_path_buf(),
-        ..Default::default()
-    };
-    let dir = paths.trials_dir();
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        record(&mut outcome, dir, Err(e.to_string()));
-        return outcome;
-    }
-    // Each chart is a job: the summary charts and the trial charts are drawn in parallel.
-    type Job<'a> = (
-        &'static str,
-        String,
-        Box<dyn Fn(&Path) -> Result<(), String> + Sync + 'a>,
-    );
+/// Whether the run that `live` draws for is over: a live redraw then begins no chart.
+fn run_over(live: Option<&Live>) -> bool {
+    live.is_some_and(|l| l.over.load(Ordering::Relaxed))
+}
+
+/// A summary chart to draw: its file name, its caption on the page, and how to draw it.
+type Job<'a> = (
+    &'static str,
+    String,
+    Box<dyn Fn(&Path) -> Result<(), String> + Sync + 'a>,
+);
+
+/// The summary charts that `data` has, `curves.png` (the longest to draw) first.
+fn summary_jobs(data: &ChartData) -> Vec<Job<'_>> {
     let mut jobs: Vec<Job> = Vec::new();
     let n = data.trials.len();
-    let Some(page) = page else {
-        let drawn = draw_trials(data, paths, skip, &abandoned, written);
-        record_trials(drawn, &mut outcome);
-        return outcome;
-    };
     jobs.push((
         "curves.png",
         format!(
@@ -501,82 +445,127 @@ fn draw_all(
             Box::new(move |p| draw::learning_curve(&data.sweep, &lc, p)),
         ));
     }
-    // Every thread of the pool takes the next chart of one list whenever it is free. In the
-    // final report the summary charts come first, the longest first (`curves.png`), and the
-    // trial charts (about as long as each other) fill in after them, so both cores end
-    // within about a trial chart of each other: split into two lists, one thread drew the
-    // trial charts while the other drew `curves.png` and then `panels.png` whichever was
-    // shorter. On one thread (a live redraw) the trial charts come first: an ended trial's
-    // chart is final, while the summary charts change until the sweep ends.
-    let trials: Vec<&TrialSeries> = data
+    jobs
+}
+
+/// Draws the summary charts `jobs` and the trial charts not in `skip`, each one written
+/// recorded in `outcome` (trial charts in `written` too, at once); returns the file and
+/// caption of each summary chart written. No chart is begun once the live run is over.
+///
+/// Every thread of the pool takes the next chart of one list whenever it is free. In the
+/// final report the summary charts come first, the longest first, and the trial charts
+/// (about as long as each other) fill in after them, so both cores end within about a trial
+/// chart of each other: split into two lists, one thread drew the trial charts while the
+/// other drew `curves.png` and then `panels.png`, whichever was shorter. In a live redraw
+/// (with `live`, on one thread) the trial charts come first: an ended trial's chart is
+/// final, while the summary charts change until the sweep ends.
+fn draw_charts(
+    data: &ChartData,
+    paths: &ReportPaths,
+    jobs: &[Job],
+    skip: &[usize],
+    live: Option<&Live>,
+    written: &Mutex<Vec<(usize, Fingerprint)>>,
+    outcome: &mut ReportOutcome,
+) -> Vec<(String, String)> {
+    enum Chart<'a> {
+        /// Index into `jobs`.
+        Summary(usize),
+        Trial(&'a TrialSeries),
+    }
+    let summary = (0..jobs.len()).map(Chart::Summary);
+    let trials = data
         .trials
         .iter()
         .filter(|t| !skip.contains(&t.ordinal))
-        .collect();
-    let summary_first = live.is_none();
-    let work = jobs.len() + trials.len();
-    // The job at place `i` of the list: a summary chart (index into `jobs`) or a trial chart.
-    let job = |i: usize| -> Result<usize, &TrialSeries> {
-        let first = if summary_first {
-            jobs.len()
-        } else {
-            trials.len()
-        };
-        match (summary_first, i < first) {
-            (true, true) => Ok(i),
-            (true, false) => Err(trials[i - first]),
-            (false, true) => Err(trials[i]),
-            (false, false) => Ok(i - first),
-        }
+        .map(Chart::Trial);
+    let list: Vec<Chart> = if live.is_some() {
+        trials.chain(summary).collect()
+    } else {
+        summary.chain(trials).collect()
     };
-    // Each chart drawn: which (`Ok`: index into `jobs`; `Err`: place in the list), its file,
-    // and how drawing it went.
-    type Done = (Result<usize, usize>, PathBuf, Result<(), String>);
-    let drawn: Mutex<Vec<Done>> = Mutex::new(Vec::with_capacity(work));
+    // Each chart drawn: its place in `list`, its file, and how drawing it went.
+    type Done = (usize, PathBuf, Result<(), String>);
+    let drawn: Mutex<Vec<Done>> = Mutex::new(Vec::with_capacity(list.len()));
     let next = AtomicUsize::new(0);
     rayon::scope(|s| {
-        for _ in 0..rayon::current_num_threads().min(work) {
+        for _ in 0..rayon::current_num_threads().min(list.len()) {
             s.spawn(|_| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= work || abandoned() {
+                    let Some(chart) = list.get(i).filter(|_| !run_over(live)) else {
                         break;
-                    }
-                    let done = match job(i) {
-                        Ok(j) => {
+                    };
+                    let (path, result) = match *chart {
+                        Chart::Summary(j) => {
                             let path = paths.dir().join(jobs[j].0);
                             let result = (jobs[j].2)(&path);
-                            (Ok(j), path, result)
+                            (path, result)
                         }
-                        Err(t) => {
+                        Chart::Trial(t) => {
                             let path = paths.trial(t.ordinal);
                             let result = draw::trial(&data.sweep, t, &path);
                             if result.is_ok() {
                                 let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
                                 written.push((t.ordinal, fingerprint(t)));
                             }
-                            (Err(i), path, result)
+                            (path, result)
                         }
                     };
-                    drawn.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+                    drawn
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, path, result));
                 }
             });
         }
     });
     let mut drawn = drawn.into_inner().unwrap_or_else(|e| e.into_inner());
-    // Recorded in the list's order, the summary charts (with their captions) in `jobs`'.
-    drawn.sort_by_key(|(which, _, _)| *which);
-    let mut charts: Vec<(String, String)> = Vec::new();
-    for (which, path, result) in drawn {
-        if let Ok(j) = which
+    // Recorded as before the one list: the summary charts in `jobs`' order, then the trials.
+    drawn.sort_by_key(|&(i, _, _)| (matches!(list[i], Chart::Trial(_)), i));
+    let mut charts = Vec::new();
+    for (i, path, result) in drawn {
+        if let Chart::Summary(j) = list[i]
             && result.is_ok()
         {
             let (file, caption, _) = &jobs[j];
             charts.push((file.to_string(), caption.clone()));
         }
-        record(&mut outcome, path, result);
+        record(outcome, path, result);
     }
-    if abandoned() {
+    charts
+}
+
+/// Draws the trial charts (except those in `skip`; each one written is added to `written`)
+/// and, with `page`, the summary charts and the page (see [`draw_charts`]); once the live
+/// run is over, no further chart and not the page.
+fn draw_all(
+    data: &ChartData,
+    paths: &ReportPaths,
+    skip: &[usize],
+    page: Option<&PageText>,
+    live: Option<&Live>,
+    written: &Mutex<Vec<(usize, Fingerprint)>>,
+) -> ReportOutcome {
+    let mut outcome = ReportOutcome {
+        dir: paths.dir().to_path_buf(),
+        ..Default::default()
+    };
+    let dir = paths.trials_dir();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        record(&mut outcome, dir, Err(e.to_string()));
+        return outcome;
+    }
+    let jobs = if page.is_some() {
+        summary_jobs(data)
+    } else {
+        Vec::new()
+    };
+    let charts = draw_charts(data, paths, &jobs, skip, live, written, &mut outcome);
+    let Some(page) = page else {
+        return outcome;
+    };
+    if run_over(live) {
         return outcome;
     }
     let trial_charts: Vec<(usize, String)> = data
