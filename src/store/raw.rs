@@ -278,6 +278,13 @@ pub(crate) enum Bind<'a> {
     Null,
 }
 
+impl<'a> Bind<'a> {
+    /// `text` as TEXT, or NULL.
+    pub(crate) fn text_or_null(text: Option<&'a str>) -> Self {
+        text.map_or(Bind::Null, Bind::Text)
+    }
+}
+
 /// Rows per INSERT statement in [`Locked::insert_rows`]: a multi-row VALUES list runs in one step,
 /// which SQLite does faster than a step per row, but parsing it costs in proportion to its
 /// length on every call. With 256, preparing was 6-7 ms of a digits sweep's 35-40 ms of

@@ -214,11 +214,6 @@ fn create_from_template(path: &Path) -> bool {
     made.is_ok()
 }
 
-/// `text` bound as TEXT, or NULL.
-fn text_or_null(text: Option<&str>) -> Bind<'_> {
-    text.map_or(Bind::Null, Bind::Text)
-}
-
 /// Whether `recorded` (version and checksum of each migration a file records) is exactly
 /// this lcurve's migrations.
 fn holds_every_migration(recorded: &[(i64, Vec<u8>)]) -> bool {
@@ -325,7 +320,11 @@ impl Store for SqliteStore {
                     // changed), and the data record if an older lcurve stored none.
                     db.execute(
                         "UPDATE sweeps SET data = coalesce(data, ?), source = coalesce(?, source) WHERE id = ?",
-                        &[text_or_null(data), text_or_null(spec.source.as_deref()), Bind::Int(id)],
+                        &[
+                            Bind::text_or_null(data),
+                            Bind::text_or_null(spec.source.as_deref()),
+                            Bind::Int(id),
+                        ],
                     )?;
                     return Ok(id);
                 }
@@ -349,12 +348,12 @@ impl Store for SqliteStore {
                  VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 &[
                     Bind::Text(name),
-                    text_or_null(spec.description.as_deref()),
+                    Bind::text_or_null(spec.description.as_deref()),
                     Bind::Text(&json),
                     Bind::Text(&hash),
                     Bind::Text(env!("CARGO_PKG_VERSION")),
-                    text_or_null(data),
-                    text_or_null(spec.source.as_deref()),
+                    Bind::text_or_null(data),
+                    Bind::text_or_null(spec.source.as_deref()),
                 ],
                 |r| r.int_required("id"),
             )?;
@@ -836,9 +835,6 @@ fn finish_trial(db: &mut Locked, trial_id: i64, o: &TrialOutcome) -> Result<(), 
                     best_value = ?, stop_reason = ?, error = ? WHERE id = ?"
         )
     }
-    fn text(t: Option<&str>) -> Bind<'_> {
-        t.map_or(Bind::Null, Bind::Text)
-    }
     let sql = &FINISH[usize::from(o.state != TrialState::Pending)];
     db.execute(
         sql,
@@ -850,8 +846,8 @@ fn finish_trial(db: &mut Locked, trial_id: i64, o: &TrialOutcome) -> Result<(), 
                 .transpose()?
                 .map_or(Bind::Null, Bind::Int),
             Bind::Real(o.best.map(|(_, v)| v)),
-            text(o.stop_reason.as_deref()),
-            text(o.error.as_deref()),
+            Bind::text_or_null(o.stop_reason.as_deref()),
+            Bind::text_or_null(o.error.as_deref()),
             Bind::Int(trial_id),
         ],
     )?;
