@@ -88,9 +88,7 @@ fn main() {
         startup();
     }
     // The runs' folders go only now: see `keep`.
-    drop(std::mem::take(
-        &mut *KEPT.lock().unwrap_or_else(|e| e.into_inner()),
-    ));
+    KEPT.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 fn digits(extra: &str) -> (SweepSpec, lcurve::data::Split) {
