@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Distribution, Tensor};
-use lcurve::run::{RunOptions, prepare_data, run_sweep};
+use lcurve::run::{RunOptions, head_start, prepare_data, run_sweep_begun};
 use lcurve::spec::Engine;
 use lcurve::spec::{Choice as _, SweepSpec, expand, load, parse};
 use lcurve::store::{SqliteStore, Store, TrialOutcome, TrialState, Write};
@@ -294,12 +294,13 @@ fn sweep(engine: Engine, rounds: usize) {
             &rt,
             &spec,
             Some(&split.record),
-            || {
-                Ok(Accounted {
+            (
+                Accounted {
                     inner: MlpTrainer::new(&split),
                     accounts: accounts.clone(),
-                })
-            },
+                },
+                true,
+            ),
             Some(Duration::from_secs(5)),
         );
         let total = started.elapsed().as_secs_f64();
@@ -364,7 +365,7 @@ fn sweep(engine: Engine, rounds: usize) {
         100.0 * outside[outside.len() / 2]
     );
     println!(
-        "  phases of that run: opening the database and the sweep {:.3} s, training {:.3} s, final report (with the database log settled into its file meanwhile) {:.3} s",
+        "  phases of that run: opening the database and the sweep (the first trials training meanwhile) {:.3} s, training {:.3} s, final report (with the database log settled into its file meanwhile) {:.3} s",
         phases[0], phases[1], phases[2]
     );
     // The burn engine trains on a rayon pool's thread, not the calling one: not measured.
@@ -431,7 +432,7 @@ fn overhead(rounds: usize) {
             &rt,
             &spec,
             Some(&split.record),
-            move || Ok(trainer),
+            (trainer, true),
             Some(Duration::from_secs(5)),
         );
         let process = (process_cpu_ns() - process_cpu) as f64 / 1e6;
@@ -496,16 +497,20 @@ fn keep(dir: tempfile::TempDir) {
 
 /// Runs `spec` with `lcurve run`'s library call on a fresh database and reports folder, and
 /// returns when its training began and ended, and the folder, which callers [`keep`]:
-/// deleting its 45 files is not part of a run, and was timed as one.
+/// deleting its 45 files is not part of a run, and was timed as one. With `head`, the first
+/// trials begin training before the database is made, as `lcurve run` does for a new one
+/// (see `lcurve::run::head_start`); `Clock::first` is then after training began.
 fn timed_run<T: Trainer>(
     rt: &tokio::runtime::Runtime,
     spec: &SweepSpec,
     data: Option<&lcurve::data::DataRecord>,
-    trainer: impl FnOnce() -> anyhow::Result<T>,
+    (trainer, head): (T, bool),
     live_report: Option<Duration>,
 ) -> (Clock, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut clock = Clock::default();
+    let trainer = Arc::new(trainer);
+    let begun = head.then(|| head_start(spec, &trainer));
     rt.block_on(async {
         let store = SqliteStore::open(&dir.path().join("bench.db"))
             .await
@@ -516,17 +521,11 @@ fn timed_run<T: Trainer>(
             max_trials: 100,
             live_report,
         };
-        let r = run_sweep(
-            &store,
-            spec,
-            data,
-            trainer,
-            &opts,
-            &mut clock,
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
+        let begun = (trainer, begun.flatten());
+        let cancel = std::future::pending();
+        let r = run_sweep_begun(&store, spec, data, begun, &opts, &mut clock, cancel)
+            .await
+            .unwrap();
         assert!(r.report.failed.is_empty());
     });
     (clock, dir)
@@ -634,7 +633,7 @@ fn concurrency() {
                 &rt,
                 &spec,
                 Some(&split.record),
-                || Ok(MlpTrainer::new(&split)),
+                (MlpTrainer::new(&split), false),
                 None,
             );
             keep(dir);
@@ -668,7 +667,7 @@ fn concurrency() {
             &rt,
             &spec,
             None,
-            || Ok(lcurve::trainer::SyntheticTrainer::default()),
+            (lcurve::trainer::SyntheticTrainer::default(), false),
             None,
         );
         let per_epoch = (clock.last.unwrap() - clock.first.unwrap()).as_secs_f64() / 4000.0;

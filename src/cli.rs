@@ -12,7 +12,9 @@ use lcurve::inspect;
 use lcurve::lock::RunLock;
 use lcurve::output::Format;
 use lcurve::report::write_report;
-use lcurve::run::{RunOptions, check_size, describe_data, prepare_data, run_sweep};
+use lcurve::run::{
+    RunOptions, check_size, describe_data, head_start, prepare_data, run_sweep, run_sweep_begun,
+};
 use lcurve::scheduler::Progress;
 use lcurve::spec::{self, Choice as _, DEFAULT_MAX_TRIALS};
 use lcurve::store::{ClaimedTrial, SqliteStore, Store, TrialOutcome};
@@ -494,6 +496,16 @@ async fn run(
     let mut spec = spec::load(path)?;
     check_size(&spec, path, opts.max_trials)?;
     let split = Arc::new(prepare_data(&mut spec, path)?);
+    // A database not made yet holds no sweep to resume: the first trials begin training
+    // while it is made (see `run::head_start`).
+    let begun = match synthetic_ms {
+        None if !db.exists() => {
+            let trainer = Arc::new(MlpTrainer::shared(split.clone()));
+            let head = head_start(&spec, &trainer);
+            Some((trainer, head))
+        }
+        _ => None,
+    };
     let store = SqliteStore::open(db).await?;
     // One process per sweep and database: a second would re-queue the first one's trials.
     let _lock = RunLock::acquire(db, spec.name.as_str())?;
@@ -541,10 +553,15 @@ async fn run(
             };
             run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
         }
-        None => {
-            let trainer = || Ok(MlpTrainer::shared(split.clone()));
-            run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
-        }
+        None => match begun {
+            Some(begun) => {
+                run_sweep_begun(&store, &spec, record, begun, &opts, &mut progress, cancel).await
+            }
+            None => {
+                let trainer = || Ok(MlpTrainer::shared(split.clone()));
+                run_sweep(&store, &spec, record, trainer, &opts, &mut progress, cancel).await
+            }
+        },
     };
     progress.clear();
     let result = result?;

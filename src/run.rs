@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::data::{self, DataRecord, Split};
 use crate::report::{self, Drawn, ReportOutcome, redraw, redraw_and};
-use crate::scheduler::{self, EpochProgress, Progress, RunSummary, SchedulerOptions};
+use crate::scheduler::{self, EpochProgress, HeadStart, Progress, RunSummary, SchedulerOptions};
 use crate::spec::{self, Choice, Engine, Metric, SweepSpec};
 use crate::stopping::{self, StoppingRule};
 use crate::store::{ClaimedTrial, Store, StoreError, TrialOutcome, TrialState};
@@ -242,6 +242,31 @@ pub fn rules_for(spec: &SweepSpec) -> Vec<Box<dyn StoppingRule>> {
     stopping::rules_for(spec.stopping.as_ref())
 }
 
+/// How the scheduler runs `spec`'s trials: how many at once, the stopping rules (divergence
+/// is always checked first), the metric stored as each trial's best, and ASHA.
+pub fn scheduler_options(spec: &SweepSpec) -> SchedulerOptions {
+    SchedulerOptions {
+        max_parallel: spec.train.max_parallel,
+        rules: rules_for(spec),
+        best_metric: spec.stopping.as_ref().map_or(Metric::ValLoss, |s| s.metric),
+        asha: spec
+            .stopping
+            .as_ref()
+            .and_then(|s| s.asha.as_ref())
+            .map(|a| (a.min_epochs, a.eta)),
+    }
+}
+
+/// Begins training `spec`'s first trials with `trainer` before the store is open (see
+/// [`HeadStart`]); pass the result to [`run_sweep_begun`]. For a database about to be
+/// made: where the store already holds the sweep, the trials begun are likely finished, and
+/// training them until the store says so costs a core an epoch each. `None` where the
+/// sweep's rules or ASHA wait for answers, or it cannot be expanded.
+pub fn head_start<T: Trainer>(spec: &SweepSpec, trainer: &Arc<T>) -> Option<HeadStart> {
+    let planned = spec::expand(spec).ok()?;
+    HeadStart::begin(trainer, &planned, &scheduler_options(spec))
+}
+
 /// Stores the sweep (or finds it), adds missing trials, re-queues trials a crash left
 /// `running`, trains every pending trial and writes the report.
 pub async fn run_sweep<S: Store, T: Trainer>(
@@ -249,6 +274,41 @@ pub async fn run_sweep<S: Store, T: Trainer>(
     spec: &SweepSpec,
     data: Option<&DataRecord>,
     make_trainer: impl FnOnce() -> anyhow::Result<T>,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+    cancel: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<RunResult> {
+    let trainer = Trainers::Later(make_trainer);
+    run_with(store, spec, data, trainer, opts, progress, cancel).await
+}
+
+/// [`run_sweep`] with trials `head` began on `trainer` before the store was open (see
+/// [`head_start`]).
+pub async fn run_sweep_begun<S: Store, T: Trainer>(
+    store: &S,
+    spec: &SweepSpec,
+    data: Option<&DataRecord>,
+    (trainer, head): (Arc<T>, Option<HeadStart>),
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+    cancel: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<RunResult> {
+    let trainer = Trainers::<T, fn() -> anyhow::Result<T>>::Begun(trainer, head);
+    run_with(store, spec, data, trainer, opts, progress, cancel).await
+}
+
+/// The trainer of a run: made when the store says there are trials to train, or made before
+/// it was open, with the trials begun on it then.
+enum Trainers<T, F> {
+    Later(F),
+    Begun(Arc<T>, Option<HeadStart>),
+}
+
+async fn run_with<S: Store, T: Trainer, F: FnOnce() -> anyhow::Result<T>>(
+    store: &S,
+    spec: &SweepSpec,
+    data: Option<&DataRecord>,
+    trainers: Trainers<T, F>,
     opts: &RunOptions,
     progress: &mut dyn Progress,
     cancel: impl std::future::Future<Output = ()>,
@@ -293,17 +353,14 @@ pub async fn run_sweep<S: Store, T: Trainer>(
     // Trial charts drawn live are not drawn again at the end unless they changed.
     let mut drawn = Drawn::default();
     let summary = if pending > 0 {
-        let trainer = Arc::new(make_trainer().context("cannot prepare the trainer")?);
-        let sched = SchedulerOptions {
-            max_parallel: spec.train.max_parallel,
-            rules: rules_for(spec),
-            best_metric: spec.stopping.as_ref().map_or(Metric::ValLoss, |s| s.metric),
-            asha: spec
-                .stopping
-                .as_ref()
-                .and_then(|s| s.asha.as_ref())
-                .map(|a| (a.min_epochs, a.eta)),
+        let (trainer, head) = match trainers {
+            Trainers::Later(make) => (
+                Arc::new(make().context("cannot prepare the trainer")?),
+                None,
+            ),
+            Trainers::Begun(trainer, head) => (trainer, head),
         };
+        let sched = scheduler_options(spec);
         let (tx, rx) = watch::channel(Live::default());
         // Set with `Live::over`: a live redraw under way stops at its next chart.
         let over = Arc::new(AtomicBool::new(false));
@@ -314,7 +371,16 @@ pub async fn run_sweep<S: Store, T: Trainer>(
             max_parallel: sched.max_parallel,
         };
         let training = async {
-            let r = scheduler::run(store, sweep_id, trainer, &sched, &mut counting, cancel).await;
+            let r = scheduler::run(
+                store,
+                sweep_id,
+                trainer,
+                &sched,
+                &mut counting,
+                cancel,
+                head,
+            )
+            .await;
             over.store(true, Ordering::Relaxed);
             tx.send_modify(|l| l.over = true);
             r

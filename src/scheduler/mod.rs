@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::spec::Metric;
+use crate::spec::{Metric, PlannedTrial, TrialConfig};
 use crate::stopping::{Action, Asha, Context, Decision, OwnCheck, Peers, StoppingRule, decide_all};
 use crate::store::{ClaimedTrial, Store, StoreError, TrialOutcome, TrialState, Write};
 use crate::trainer::{Checkpoint, Control, EpochReport, TrainEnd, TrainError, Trainer};
@@ -121,6 +121,10 @@ struct Paused {
 /// Runs every pending trial of `sweep_id` until none is left or `cancel` resolves; on
 /// cancellation, running trials stop after their current epoch (which is kept) and go back to
 /// `pending`, so the next run starts them again.
+///
+/// Trials that `head` began before the store was open are adopted as they come up in the
+/// queue; those that do not (the store holds the sweep from an earlier run) are abandoned
+/// once the first trials have started.
 pub async fn run<S: Store, T: Trainer>(
     store: &S,
     sweep_id: i64,
@@ -128,14 +132,23 @@ pub async fn run<S: Store, T: Trainer>(
     opts: &SchedulerOptions,
     progress: &mut dyn Progress,
     cancel: impl Future<Output = ()>,
+    mut head: Option<HeadStart>,
 ) -> Result<RunSummary, StoreError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut running: HashMap<i64, Running> = HashMap::new();
     let mut summary = RunSummary::default();
     let (mut exhausted, mut cancelled) = (false, false);
-    let mut book = Book::load(store, sweep_id, opts).await?;
+    // A head start's trainers hold its queue and cancel flag: the run shares them. One begun
+    // for options whose trainers must wait for answers is abandoned.
+    let free = FreeRun::for_rules(opts).map(|own| head.as_ref().map_or(own, |h| h.free.clone()));
+    if free.is_none() {
+        head = None;
+    }
+    let queue = free
+        .as_ref()
+        .map_or_else(Queue::default, |f| f.queue.clone());
+    let mut book = Book::load(store, sweep_id, opts, queue).await?;
     let mut unsaved = Unsaved::default();
-    let free = FreeRun::for_rules(opts, &book.queue);
     tokio::pin!(cancel);
 
     loop {
@@ -174,13 +187,22 @@ pub async fn run<S: Store, T: Trainer>(
                 None => exhausted = true,
                 Some(claim) => {
                     let id = claim.id;
-                    let start = (claim.clone(), None);
-                    spawn_trainer(start, trainer.clone(), tx.clone(), free.clone());
+                    // A thread that began this very trial goes on with it (see `HeadStart`).
+                    let adopted = head
+                        .as_mut()
+                        .and_then(|h| h.take(&claim))
+                        .is_some_and(|to| to.send((id, tx.clone())).is_ok());
+                    if !adopted {
+                        let start = (claim.clone(), None);
+                        spawn_trainer(start, trainer.clone(), tx.clone(), free.clone());
+                    }
                     unsaved.add(vec![started(claim, &mut running, &mut book)]);
                     progress.started(&running[&id].claim, &ordinals(&running));
                 }
             }
         }
+        // Trials begun ahead and not adopted by now never will be: their threads stop.
+        head = None;
         if running.is_empty() {
             // Nothing left to run or promote: trials still paused end here, and the sweep's
             // end shares their commit and that of the last trial's end (see below).
@@ -454,13 +476,14 @@ impl Book {
         store: &S,
         sweep_id: i64,
         opts: &SchedulerOptions,
+        queue: Queue,
     ) -> Result<Self, StoreError> {
         let metric = opts.best_metric;
         let mut book = Book {
             peers: Peers::new(metric),
             asha: opts.asha.map(|(r, eta)| Asha::new(metric, r, eta)),
             paused: HashMap::new(),
-            queue: Queue::default(),
+            queue,
         };
         let trials = store.trials(sweep_id).await?;
         let paused: HashMap<i64, usize> = store.paused(sweep_id).await?.into_iter().collect();
@@ -793,7 +816,8 @@ struct FreeRun {
 }
 
 impl FreeRun {
-    fn for_rules(opts: &SchedulerOptions, queue: &Queue) -> Option<Self> {
+    /// With an empty queue, which the scheduler fills.
+    fn for_rules(opts: &SchedulerOptions) -> Option<Self> {
         if opts.asha.is_some() {
             return None;
         }
@@ -801,7 +825,7 @@ impl FreeRun {
         Some(Self {
             checks: checks?.into(),
             cancelled: Arc::new(AtomicBool::new(false)),
-            queue: queue.clone(),
+            queue: Queue::default(),
         })
     }
 
@@ -811,6 +835,60 @@ impl FreeRun {
             return None;
         }
         self.queue.lock().expect("the queue's lock").pop_front()
+    }
+}
+
+/// The first trials of a sweep, begun before the store is open: opening a new database and
+/// storing the sweep took 4-5 ms of the digits sweep's start, while both cores could train.
+/// Each trial's thread trains and holds its epochs until the scheduler adopts it, that is,
+/// claims the same trial (same ordinal and configuration) from the store; from then on it is
+/// a free-running trainer like any other. A trial the scheduler does not adopt (the store
+/// held the sweep from an earlier run, and that trial was not next) is abandoned: its thread
+/// stops after the epoch it is on and sends nothing, and the trial runs as usual if it is
+/// still to run. Only where trainers need no answer after each epoch (see [`FreeRun`]).
+pub struct HeadStart {
+    free: FreeRun,
+    /// Each begun trial, and how to tell its thread the stored trial's id.
+    begun: Vec<(PlannedTrial, oneshot::Sender<Adoption>)>,
+}
+
+impl HeadStart {
+    /// Begins the first of `planned` (as many as may run at once), each on a thread of its
+    /// own; `None` where `opts` has trainers wait for answers (ASHA, or a rule that reads
+    /// other trials). Dropped without [`run`], it abandons them.
+    pub fn begin<T: Trainer>(
+        trainer: &Arc<T>,
+        planned: &[PlannedTrial],
+        opts: &SchedulerOptions,
+    ) -> Option<Self> {
+        let free = FreeRun::for_rules(opts)?;
+        let mut begun = Vec::new();
+        for trial in planned.iter().take(opts.max_parallel.max(1)) {
+            let (adopt, adoption) = oneshot::channel();
+            let (trainer, free, config) = (trainer.clone(), free.clone(), trial.config.clone());
+            // A thread of its own, not the runtime's: an abandoned trial's last epoch must
+            // not hold up the process's exit.
+            let spawned = std::thread::Builder::new()
+                .name("lcurve-head-start".into())
+                .spawn(move || {
+                    let link = Link::Awaiting(adoption);
+                    train_in_turn(config, None, link, &*trainer, Some(&free));
+                });
+            if spawned.is_err() {
+                break;
+            }
+            begun.push((trial.clone(), adopt));
+        }
+        Some(Self { free, begun })
+    }
+
+    /// Where to tell the thread that began `claim`'s trial, if one did.
+    fn take(&mut self, claim: &ClaimedTrial) -> Option<oneshot::Sender<Adoption>> {
+        let at = self
+            .begun
+            .iter()
+            .position(|(t, _)| t.ordinal == claim.ordinal && t.config == claim.config)?;
+        Some(self.begun.swap_remove(at).1)
     }
 }
 
@@ -824,45 +902,111 @@ const SEND_EVERY: Duration = Duration::from_millis(20);
 /// Trains on a blocking thread; every epoch waits for the scheduler's answer, unless `free`
 /// says it need not, and then the thread goes on with queued trials while there are any.
 fn spawn_trainer<T: Trainer>(
-    (mut claim, mut resume): (ClaimedTrial, Option<Checkpoint>),
+    (claim, resume): (ClaimedTrial, Option<Checkpoint>),
     trainer: Arc<T>,
     tx: mpsc::UnboundedSender<Msg>,
     free: Option<FreeRun>,
 ) {
     tokio::task::spawn_blocking(move || {
-        loop {
-            let result = train_trial(&claim, resume.take(), &*trainer, &tx, free.as_ref());
-            let next = free.as_ref().and_then(FreeRun::take_next);
-            let done = Msg::Done {
-                trial_id: claim.id,
-                result,
-                next: next.clone().map(Box::new),
-            };
-            let sent = tx.send(done).is_ok();
-            match next {
-                Some(next) if sent => claim = next,
-                _ => break,
-            }
-        }
+        let link = Link::Known(claim.id, tx);
+        train_in_turn(claim.config, resume, link, &*trainer, free.as_ref());
     });
 }
 
-/// Trains `claim` on the calling thread, sending its epochs, and returns how it ended.
+/// Trains `config` on the calling thread, then, if `free`, each queued trial it takes in
+/// turn, sending each trial's epochs and end over `link`.
+fn train_in_turn<T: Trainer>(
+    mut config: TrialConfig,
+    mut resume: Option<Checkpoint>,
+    mut link: Link,
+    trainer: &T,
+    free: Option<&FreeRun>,
+) {
+    loop {
+        let result = train_trial(&config, resume.take(), trainer, &mut link, free);
+        // Abandoned before it was adopted: nothing to say, and no queued trial to take.
+        let Some((trial_id, tx)) = link.get() else {
+            return;
+        };
+        let tx = tx.clone();
+        let next = free.and_then(FreeRun::take_next);
+        let done = Msg::Done {
+            trial_id,
+            result,
+            next: next.clone().map(Box::new),
+        };
+        let sent = tx.send(done).is_ok();
+        match next {
+            Some(next) if sent => {
+                link = Link::Known(next.id, tx);
+                config = next.config;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// What a thread that began a trial ahead learns when the scheduler adopts it: the stored
+/// trial's id, and where to send its messages.
+type Adoption = (i64, mpsc::UnboundedSender<Msg>);
+
+/// Which stored trial a trainer's thread trains, and where its messages go.
+enum Link {
+    Known(i64, mpsc::UnboundedSender<Msg>),
+    /// Begun before the store was open (see [`HeadStart`]): told when the scheduler adopts
+    /// it.
+    Awaiting(oneshot::Receiver<Adoption>),
+    /// Begun ahead, and not adopted: the stored trial was not the one begun.
+    Abandoned,
+}
+
+impl Link {
+    /// The trial's id and the scheduler's channel, waiting for the adoption if need be;
+    /// `None` once abandoned.
+    fn get(&mut self) -> Option<(i64, &mpsc::UnboundedSender<Msg>)> {
+        if let Link::Awaiting(_) = self
+            && let Link::Awaiting(adoption) = std::mem::replace(self, Link::Abandoned)
+            && let Ok((id, tx)) = adoption.blocking_recv()
+        {
+            *self = Link::Known(id, tx);
+        }
+        match self {
+            Link::Known(id, tx) => Some((*id, tx)),
+            _ => None,
+        }
+    }
+
+    /// Whether the thread is to go on: false once abandoned. Never waits.
+    fn alive(&mut self) -> bool {
+        if let Link::Awaiting(adoption) = self {
+            match adoption.try_recv() {
+                Ok((id, tx)) => *self = Link::Known(id, tx),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+                Err(oneshot::error::TryRecvError::Closed) => *self = Link::Abandoned,
+            }
+        }
+        !matches!(self, Link::Abandoned)
+    }
+}
+
+/// Trains `config` on the calling thread, sending its epochs, and returns how it ended.
 fn train_trial<T: Trainer>(
-    claim: &ClaimedTrial,
+    config: &TrialConfig,
     resume: Option<Checkpoint>,
     trainer: &T,
-    tx: &mpsc::UnboundedSender<Msg>,
+    link: &mut Link,
     free: Option<&FreeRun>,
 ) -> Result<TrainEnd, TrainError> {
-    let trial_id = claim.id;
-    let max_epochs = claim.config.epochs;
+    let max_epochs = config.epochs;
     // The curve so far, as the scheduler keeps it (without the per-step losses).
     let mut curve: Vec<EpochReport> = Vec::new();
     // Epochs not sent yet, and when the last were.
     let mut held: Vec<EpochReport> = Vec::new();
     let mut sent = Instant::now();
     let mut on_epoch = |mut report: EpochReport| {
+        if !link.alive() {
+            return Control::Stop;
+        }
         if let Some(free) = free {
             let steps = std::mem::take(&mut report.steps);
             curve.push(report.clone());
@@ -873,6 +1017,9 @@ fn train_trial<T: Trainer>(
                 let cancelled = free.cancelled.load(Ordering::Relaxed);
                 held.push(report);
                 if cancelled || sent.elapsed() >= SEND_EVERY {
+                    let Some((trial_id, tx)) = link.get() else {
+                        return Control::Stop;
+                    };
                     let msg = Msg::Epoch {
                         trial_id,
                         reports: std::mem::take(&mut held),
@@ -886,6 +1033,9 @@ fn train_trial<T: Trainer>(
                 return Control::Continue;
             }
         }
+        let Some((trial_id, tx)) = link.get() else {
+            return Control::Stop;
+        };
         let (reply, answer) = oneshot::channel();
         held.push(report);
         if tx
@@ -901,7 +1051,7 @@ fn train_trial<T: Trainer>(
         answer.blocking_recv().unwrap_or(Control::Stop)
     };
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        trainer.train(&claim.config, resume.as_ref(), &mut on_epoch)
+        trainer.train(config, resume.as_ref(), &mut on_epoch)
     }))
     .unwrap_or_else(|panic| {
         Err(TrainError(format!(
@@ -909,7 +1059,9 @@ fn train_trial<T: Trainer>(
             panic_text(&panic)
         )))
     });
-    if !held.is_empty() {
+    if !held.is_empty()
+        && let Some((trial_id, tx)) = link.get()
+    {
         let _ = tx.send(Msg::Epoch {
             trial_id,
             reports: held,

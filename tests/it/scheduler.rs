@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lcurve::run::{RunOptions, run_sweep};
+use lcurve::run::{RunOptions, head_start, run_sweep, run_sweep_begun};
 use lcurve::scheduler::Quiet;
-use lcurve::spec::{TrialConfig, expand};
-use lcurve::store::{SqliteStore, Store, TrialState, Write};
+use lcurve::spec::{Choice as _, TrialConfig, expand};
+use lcurve::store::{SqliteStore, Store, TrialOutcome, TrialState, Write};
 use lcurve::trainer::{
     Checkpoint, EpochReport, EpochSink, SyntheticTrainer, TrainEnd, TrainError, Trainer,
 };
@@ -822,4 +822,196 @@ async fn trial_ends_are_told_once_the_database_shows_them() {
         );
         last = ends;
     }
+}
+
+/// Records, for each training, the trial's learning rate and activation, the thread's name,
+/// and the last epoch it reached; and how many trainings are under way.
+#[derive(Default)]
+struct Traced {
+    inner: SyntheticTrainer,
+    runs: std::sync::Mutex<Vec<(String, Option<String>, usize)>>,
+    now: AtomicUsize,
+}
+
+impl Trainer for Traced {
+    fn train(
+        &self,
+        c: &TrialConfig,
+        resume: Option<&Checkpoint>,
+        on_epoch: &mut EpochSink,
+    ) -> Result<TrainEnd, TrainError> {
+        self.now.fetch_add(1, Ordering::SeqCst);
+        let mut reached = 0;
+        let r = self.inner.train(c, resume, &mut |report: EpochReport| {
+            reached = report.epoch;
+            on_epoch(report)
+        });
+        let thread = std::thread::current().name().map(str::to_string);
+        let key = format!("{} {}", c.learning_rate, c.activation.name());
+        self.runs.lock().unwrap().push((key, thread, reached));
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+}
+
+/// Every stored metric of `sweep`, by trial ordinal.
+async fn curves(store: &SqliteStore, sweep: i64) -> Vec<(usize, String, usize, f64)> {
+    let ordinal: std::collections::HashMap<i64, usize> = store
+        .trials(sweep)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| (t.id, t.ordinal))
+        .collect();
+    let mut m: Vec<_> = store
+        .metrics(sweep)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.name != "epoch_seconds")
+        .map(|p| (ordinal[&p.trial_id], p.name.to_string(), p.epoch, p.value))
+        .collect();
+    m.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trials_begun_before_the_store_opens_are_adopted_not_trained_again() {
+    let s = spec(&format!("{SMALL}\n[stopping]\npatience = 3\n"));
+    let trainer = Arc::new(Traced {
+        inner: SyntheticTrainer {
+            epoch_delay: Duration::from_millis(2),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    // Begun before the database exists, as `lcurve run` does for a new one.
+    let head = head_start(&s, &trainer);
+    assert!(head.is_some(), "patience reads the trial's own curve");
+    let db = TempDb::new();
+    let store = db.open().await;
+    let r = run_sweep_begun(
+        &store,
+        &s,
+        None,
+        (trainer.clone(), head),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&4));
+    let runs = trainer.runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), 4, "each trial trained once: {runs:?}");
+    let begun: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.1.as_deref() == Some("lcurve-head-start"))
+        .map(|r| r.0.as_str())
+        .collect();
+    assert!(
+        begun.contains(&"0.001 relu") && begun.contains(&"0.001 tanh"),
+        "the first two trials trained on the threads begun ahead: {runs:?}"
+    );
+    assert!(runs.iter().all(|r| r.2 == 6), "{runs:?}");
+
+    // The same curves, trial for trial, as a run that began nothing ahead.
+    let other = TempDb::new();
+    let other_store = other.open().await;
+    let plain = run_sweep(
+        &other_store,
+        &s,
+        None,
+        || Ok(trainer.inner.clone()),
+        &opts(&other),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let stored = curves(&store, r.sweep_id).await;
+    assert_eq!(stored.len(), 4 * 6 * 3);
+    assert_eq!(stored, curves(&other_store, plain.sweep_id).await);
+    let trials = store.trials(r.sweep_id).await.unwrap();
+    assert!(trials.iter().all(|t| t.attempt == 1), "{trials:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_begun_ahead_that_the_store_has_finished_is_abandoned() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    // An earlier run finished trial 0 (with a curve of its own) and left the rest.
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    let first = store.claim_next(id).await.unwrap().unwrap();
+    assert_eq!(first.ordinal, 0);
+    let mut writes: Vec<Write> = (1..=6)
+        .map(|epoch| Write::Epoch {
+            trial_id: first.id,
+            report: EpochReport {
+                epoch,
+                train_loss: 5.0,
+                val_loss: 5.0,
+                val_accuracy: Some(0.5),
+                val_rmse: None,
+                seconds: 0.0,
+                steps: vec![5.0],
+            },
+        })
+        .collect();
+    writes.push(Write::Finish {
+        trial_id: first.id,
+        outcome: TrialOutcome {
+            state: TrialState::Completed,
+            epochs_run: 6,
+            best: Some((6, 5.0)),
+            stop_reason: None,
+            error: None,
+        },
+    });
+    store.apply(&writes).await.unwrap();
+
+    let trainer = Arc::new(Traced {
+        inner: SyntheticTrainer {
+            epoch_delay: Duration::from_millis(20),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let head = head_start(&s, &trainer);
+    let r = run_sweep_begun(
+        &store,
+        &s,
+        None,
+        (trainer.clone(), head),
+        &opts(&db),
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.already_done, 1);
+    assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&3));
+    // Trial 0's thread stops after the epoch it is on, and wrote nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while trainer.now.load(Ordering::SeqCst) > 0 {
+        assert!(std::time::Instant::now() < deadline, "a trainer still runs");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let runs = trainer.runs.lock().unwrap().clone();
+    let abandoned: Vec<_> = runs.iter().filter(|r| r.0 == "0.001 relu").collect();
+    assert_eq!(abandoned.len(), 1, "{runs:?}");
+    assert!(abandoned[0].2 < 6, "stopped early: {runs:?}");
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    let trials = store.trials(id).await.unwrap();
+    assert_eq!(trials[0].attempt, 1);
+    let stored = curves(&store, id).await;
+    let zero: Vec<f64> = stored
+        .iter()
+        .filter(|m| m.0 == 0 && m.1 == "val_loss")
+        .map(|m| m.3)
+        .collect();
+    assert_eq!(zero, vec![5.0; 6], "trial 0's stored curve is untouched");
+    assert_eq!(stored.len(), 4 * 6 * 3);
 }
