@@ -1016,10 +1016,11 @@ fn train_trial<T: Trainer>(
                 // epoch as cancelled too.
                 let cancelled = free.cancelled.load(Ordering::Relaxed);
                 held.push(report);
-                if cancelled || sent.elapsed() >= SEND_EVERY {
-                    let Some((trial_id, tx)) = link.get() else {
-                        return Control::Stop;
-                    };
+                // A trial begun ahead holds its epochs until it is adopted, training on.
+                if let Link::Known(trial_id, tx) = link
+                    && (cancelled || sent.elapsed() >= SEND_EVERY)
+                {
+                    let trial_id = *trial_id;
                     let msg = Msg::Epoch {
                         trial_id,
                         reports: std::mem::take(&mut held),
