@@ -520,6 +520,7 @@ fn timed_run<T: Trainer>(
             replace: false,
             max_trials: 100,
             live_report,
+            close: true,
         };
         let begun = (trainer, begun.flatten());
         let cancel = std::future::pending();

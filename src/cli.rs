@@ -262,6 +262,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     max_trials,
                     live_report: (redraw_every > 0.0 && redraw_every.is_finite())
                         .then(|| std::time::Duration::from_secs_f64(redraw_every)),
+                    close: true,
                 },
                 synthetic_trainer,
                 std::time::Duration::from_secs_f64(progress_every.clamp(0.0, 1e6)),

@@ -302,6 +302,8 @@ pub trait Store {
     async fn settle(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Closes the store: every later call fails. What is committed stays.
+    async fn close_now(&self) {}
 
     async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError>;
     /// Every sweep with its trial counts; for listing, so `data` and `source` are not read.

@@ -554,6 +554,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn close_now(&self) {
+        self.pool.close().await;
+    }
+
     async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError> {
         let row = sqlx::query(
             "SELECT id, name, description, spec, created_at, finished_at, data, source FROM sweeps WHERE name = ?",

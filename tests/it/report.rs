@@ -40,6 +40,7 @@ async fn run(db: &TempDb, toml: &str) -> PathBuf {
         replace: false,
         max_trials: 100,
         live_report: None,
+        close: false,
     };
     let r = run_sweep(
         &store,

@@ -43,6 +43,7 @@ fn opts(db: &TempDb) -> RunOptions {
         replace: false,
         max_trials: 100,
         live_report: None,
+        close: false,
     }
 }
 
@@ -1014,4 +1015,41 @@ async fn a_trial_begun_ahead_that_the_store_has_finished_is_abandoned() {
         .collect();
     assert_eq!(zero, vec![5.0; 6], "trial 0's stored curve is untouched");
     assert_eq!(stored.len(), 4 * 6 * 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_told_to_close_the_store_closes_it_with_everything_in_the_file() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let opts = RunOptions {
+        close: true,
+        ..opts(&db)
+    };
+    let r = run_sweep(
+        &store,
+        &s,
+        None,
+        || Ok(SyntheticTrainer::default()),
+        &opts,
+        &mut Quiet,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert!(r.report.failed.is_empty(), "{:?}", r.report.failed);
+    assert!(
+        r.report.written.iter().any(|p| p.ends_with("curves.png")),
+        "the charts were drawn after the close: {:?}",
+        r.report.written
+    );
+    assert!(store.sweep("small").await.is_err(), "the store is closed");
+    let wal = db.path.with_extension("db-wal");
+    assert!(!wal.exists(), "the log went into the file");
+    let again = db.open().await;
+    assert_eq!(
+        states(&again, "small").await,
+        vec![TrialState::Completed; 4]
+    );
+    assert!(again.sweep("small").await.unwrap().finished_at.is_some());
 }
