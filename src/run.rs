@@ -50,6 +50,8 @@ struct Counting<'a> {
     /// Trials not yet started, and how many may run at once.
     unstarted: usize,
     max_parallel: usize,
+    /// Whether the final report's buffers were readied (see [`report::warm_up`]).
+    warmed: bool,
 }
 
 impl Progress for Counting<'_> {
@@ -61,6 +63,11 @@ impl Progress for Counting<'_> {
         self.inner.started(trial, running);
     }
     fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
+        if self.unstarted == 0 && running.is_empty() && !self.warmed {
+            // The last trial ended: the final report follows.
+            self.warmed = true;
+            report::warm_up();
+        }
         self.inner.finished(ordinal, label, o, running);
         if self.unstarted == 0 && running.len() < self.max_parallel {
             self.live
@@ -373,6 +380,7 @@ async fn run_with<S: Store, T: Trainer, F: FnOnce() -> anyhow::Result<T>>(
             live: &tx,
             unstarted: pending,
             max_parallel: sched.max_parallel,
+            warmed: false,
         };
         let training = async {
             let r = scheduler::run(

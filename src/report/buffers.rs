@@ -41,7 +41,7 @@ impl PixelBuffer {
         Self { ptr, layout }
     }
 
-    fn capacity(&self) -> usize {
+    pub(super) fn capacity(&self) -> usize {
         self.layout.size()
     }
 
@@ -130,6 +130,18 @@ impl<T: Capacity> Pool<T> {
     }
 }
 
+/// Sees that `pool` holds a buffer of at least `len` bytes with every page touched: the
+/// one kept, else a new one, touched whole.
+pub(super) fn warm(pool: &Pool<PixelBuffer>, len: usize) {
+    let buffer = pool.take(len).unwrap_or_else(|| {
+        let mut fresh = PixelBuffer::new(len);
+        let capacity = fresh.capacity();
+        fresh.filled(capacity, 255);
+        fresh
+    });
+    pool.give_back(buffer);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +173,24 @@ mod tests {
         assert!(again.filled(700_000, 255).iter().all(|&b| b == 255));
         assert_eq!(take(2_500_000).ptr, large_at);
         pool.give_back(again);
+    }
+
+    #[test]
+    fn warming_uses_a_kept_buffer_again() {
+        let pool = Pool::new();
+        warm(&pool, 3_456_000);
+        let made = pool.take(1).expect("a buffer was made");
+        assert_eq!(made.capacity(), 2 * HUGE);
+        let at = made.ptr;
+        pool.give_back(made);
+        warm(&pool, 3_456_000);
+        let kept = pool.take(3_456_000).expect("the same buffer");
+        assert_eq!(kept.ptr, at);
+        assert!(pool.take(1).is_none(), "no second buffer");
+        // Too small a kept buffer is left for smaller charts.
+        pool.give_back(PixelBuffer::new(1));
+        warm(&pool, 3_456_000);
+        assert_eq!(pool.take(3_456_000).map(|b| b.capacity()), Some(2 * HUGE));
+        assert_eq!(pool.take(1).map(|b| b.capacity()), Some(HUGE));
     }
 }

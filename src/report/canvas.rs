@@ -443,6 +443,13 @@ impl<'a> DrawingBackend for Canvas<'a> {
     }
 }
 
+/// Sees that the pool holds a pixel buffer for charts of `size` with every page touched: a
+/// fresh process's first touch of a page is what costs (see [`super::warm_up`]). A kept
+/// buffer is used again, so calls in turn keep no more buffers than calls at once.
+pub(super) fn warm_pixels((w, h): (u32, u32)) {
+    super::buffers::warm(&PIXELS, w as usize * h as usize * 3);
+}
+
 /// Hands `draw` a white canvas of `size` pixels, then writes it to `path` as PNG (see
 /// the `chart-png` crate).
 pub(super) fn draw_png(

@@ -526,10 +526,13 @@ macro_rules! epoch_chart {
     }};
 }
 
+/// `curves.png`'s size in pixels, the largest summary chart's.
+pub(super) const CURVES_SIZE: (u32, u32) = (1440, 800);
+
 /// `curves.png`: every trial's validation loss; colour by one hyperparameter, dash by a
 /// second, the best trial thick, ends marked; the legend sits beside the plot.
 pub fn curves(data: &ChartData, path: &Path) -> Result<(), String> {
-    draw_png(path, (1440, 800), |root| {
+    draw_png(path, CURVES_SIZE, |root| {
         let (plot, side) = root.split_horizontally(1100);
         let all: Vec<&TrialSeries> = data.trials.iter().collect();
         let best = data.best_trial();
