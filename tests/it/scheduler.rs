@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lcurve::run::{RunOptions, head_start, run_sweep, run_sweep_begun};
-use lcurve::scheduler::Quiet;
-use lcurve::spec::{Choice as _, TrialConfig, expand};
+use lcurve::run::{RunOptions, RunResult, head_start, run_sweep, run_sweep_begun};
+use lcurve::scheduler::{HeadStart, Quiet};
+use lcurve::spec::{Choice as _, SweepSpec, TrialConfig, expand};
 use lcurve::store::{SqliteStore, Store, TrialOutcome, TrialState, Write};
 use lcurve::trainer::{
     Checkpoint, EpochReport, EpochSink, SyntheticTrainer, TrainEnd, TrainError, Trainer,
@@ -855,6 +855,32 @@ impl Trainer for Traced {
     }
 }
 
+/// A traced synthetic trainer whose epochs take `epoch_ms`.
+fn traced(epoch_ms: u64) -> Arc<Traced> {
+    Arc::new(Traced {
+        inner: SyntheticTrainer {
+            epoch_delay: Duration::from_millis(epoch_ms),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+/// Runs `s` on `store` with the trials `head` began on `trainer`.
+async fn run_begun(
+    store: &SqliteStore,
+    db: &TempDb,
+    s: &SweepSpec,
+    trainer: &Arc<Traced>,
+    head: Option<HeadStart>,
+) -> RunResult {
+    let begun = (trainer.clone(), head);
+    let cancel = std::future::pending();
+    run_sweep_begun(store, s, None, begun, &opts(db), &mut Quiet, cancel)
+        .await
+        .unwrap()
+}
+
 /// Every stored metric of `sweep`, by trial ordinal.
 async fn curves(store: &SqliteStore, sweep: i64) -> Vec<(usize, String, usize, f64)> {
     let ordinal: std::collections::HashMap<i64, usize> = store
@@ -879,29 +905,13 @@ async fn curves(store: &SqliteStore, sweep: i64) -> Vec<(usize, String, usize, f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trials_begun_before_the_store_opens_are_adopted_not_trained_again() {
     let s = spec(&format!("{SMALL}\n[stopping]\npatience = 3\n"));
-    let trainer = Arc::new(Traced {
-        inner: SyntheticTrainer {
-            epoch_delay: Duration::from_millis(2),
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    let trainer = traced(2);
     // Begun before the database exists, as `lcurve run` does for a new one.
     let head = head_start(&s, &trainer);
     assert!(head.is_some(), "patience reads the trial's own curve");
     let db = TempDb::new();
     let store = db.open().await;
-    let r = run_sweep_begun(
-        &store,
-        &s,
-        None,
-        (trainer.clone(), head),
-        &opts(&db),
-        &mut Quiet,
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let r = run_begun(&store, &db, &s, &trainer, head).await;
     assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&4));
     let runs = trainer.runs.lock().unwrap().clone();
     assert_eq!(runs.len(), 4, "each trial trained once: {runs:?}");
@@ -973,25 +983,9 @@ async fn a_trial_begun_ahead_that_the_store_has_finished_is_abandoned() {
     });
     store.apply(&writes).await.unwrap();
 
-    let trainer = Arc::new(Traced {
-        inner: SyntheticTrainer {
-            epoch_delay: Duration::from_millis(20),
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    let trainer = traced(20);
     let head = head_start(&s, &trainer);
-    let r = run_sweep_begun(
-        &store,
-        &s,
-        None,
-        (trainer.clone(), head),
-        &opts(&db),
-        &mut Quiet,
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let r = run_begun(&store, &db, &s, &trainer, head).await;
     assert_eq!(r.already_done, 1);
     assert_eq!(r.summary.finished.get(&TrialState::Completed), Some(&3));
     // Trial 0's thread stops after the epoch it is on, and wrote nothing.
