@@ -414,6 +414,8 @@ async fn run_with<S: Store, T: Trainer, F: FnOnce() -> anyhow::Result<T>>(
             () = &mut live => training.await?,
         }
     } else {
+        // Nothing to train: trials begun ahead stop now, not when the report is drawn.
+        drop(trainers);
         store.finish_sweep(sweep_id).await?;
         RunSummary::default()
     };
