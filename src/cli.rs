@@ -758,8 +758,13 @@ async fn plan(db: &Path, path: &Path, max_trials: usize, limit: usize) -> anyhow
 
 fn print_report(report: &lcurve::report::ReportOutcome) {
     if !report.written.is_empty() {
+        let kept = match report.kept {
+            0 => String::new(),
+            1 => ", and 1 trial chart drawn while it ran".to_string(),
+            n => format!(", and {n} trial charts drawn while it ran"),
+        };
         eprintln!(
-            "report: {} ({} files written)",
+            "report: {} ({} files written{kept})",
             report.dir.join("index.html").display(),
             report.written.len()
         );

@@ -45,6 +45,9 @@ pub struct ReportOutcome {
     pub dir: PathBuf,
     pub written: Vec<PathBuf>,
     pub failed: Vec<ChartError>,
+    /// Trial charts drawn earlier in this process (while the sweep ran) and unchanged since,
+    /// so not drawn again: their files are in the folder too.
+    pub kept: usize,
 }
 
 /// The trial charts already drawn in this process, by ordinal, with the state and number of
@@ -267,7 +270,7 @@ pub async fn redraw_and<S: Store>(
                 message: e.to_string(),
             }],
             dir,
-            written: Vec::new(),
+            ..Default::default()
         }),
     }
 }
@@ -561,6 +564,7 @@ fn draw_all(
 ) -> ReportOutcome {
     let mut outcome = ReportOutcome {
         dir: paths.dir().to_path_buf(),
+        kept: skip.len(),
         ..Default::default()
     };
     let dir = paths.trials_dir();
@@ -853,6 +857,7 @@ mod tests {
             .collect();
         assert!(again.is_empty(), "drawn again: {again:?}");
         assert_eq!(live_wrote.len() + final_wrote.len(), rates.len());
+        assert_eq!(last.kept, live_wrote.len(), "the report says what it kept");
         assert_eq!(on_disk().len(), rates.len());
     }
 
