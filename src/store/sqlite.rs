@@ -167,9 +167,7 @@ impl SqliteStore {
     async fn close_connections(&self) {
         self.pool.close().await;
         let Some(path) = &self.path else { return };
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        if Path::new(&wal).exists()
+        if beside(path, "-wal").exists()
             && let Ok(last) = Self::options(path).connect().await
         {
             let _ = last.close().await;
@@ -207,6 +205,13 @@ fn pool_options() -> SqlitePoolOptions {
     SqlitePoolOptions::new().test_before_acquire(false)
 }
 
+/// The file SQLite keeps beside the database at `path` under `suffix` (`-wal`, `-journal`).
+fn beside(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}
+
 /// An empty database with every migration in `migrations/` applied, as SQLite writes it (WAL
 /// mode, vacuumed), which a new database file starts as: running the migrations took 8-20 ms
 /// (SQLite parses the whole schema again after each ALTER TABLE and DROP VIEW), copying this
@@ -223,8 +228,7 @@ fn create_from_template(path: &Path) -> bool {
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return false;
     };
-    let beside = |suffix: &str| path.with_file_name(format!("{name}{suffix}"));
-    if beside("-wal").exists() || beside("-journal").exists() {
+    if beside(path, "-wal").exists() || beside(path, "-journal").exists() {
         return false;
     }
     let tmp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
