@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -18,6 +18,9 @@ use super::*;
 /// The schema migrations in `migrations/`, compiled in.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// How long a connection that writes waits for another's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 #[derive(Debug, Clone)]
@@ -25,6 +28,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The file, for a store opened to write: see [`SqliteStore::close`].
     path: Option<std::path::PathBuf>,
+    /// The connection every write goes through, opened at the first write (see
+    /// [`raw::Writer`]).
+    writer: Arc<tokio::sync::Mutex<Option<raw::Writer>>>,
 }
 
 impl SqliteStore {
@@ -85,7 +91,26 @@ impl SqliteStore {
         Self {
             pool,
             path: Some(path.to_path_buf()),
+            writer: Arc::default(),
         }
+    }
+
+    /// Runs `work` in one transaction (see [`Locked::immediate`]) on the writing connection,
+    /// which is opened at the first write (or on a pooled one, in a store opened to read).
+    async fn write<T>(
+        &self,
+        work: impl FnOnce(&mut Locked) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(path) = &self.path else {
+            let mut conn = self.pool.acquire().await?;
+            return Locked::lock(&mut conn).await?.immediate(work);
+        };
+        let mut writer = self.writer.lock().await;
+        let writer = match &mut *writer {
+            Some(writer) => writer,
+            empty => empty.insert(raw::Writer::open(path, BUSY_TIMEOUT)?),
+        };
+        writer.lock().immediate(work)
     }
 
     /// A first, read-only look at an existing file, which changes nothing in it: is it SQLite
@@ -137,7 +162,11 @@ impl SqliteStore {
             .max_connections(2)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, path: None })
+        Ok(Self {
+            pool,
+            path: None,
+            writer: Arc::default(),
+        })
     }
 
     fn options(path: &Path) -> SqliteConnectOptions {
@@ -148,7 +177,7 @@ impl SqliteStore {
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
     }
 
@@ -165,6 +194,7 @@ impl SqliteStore {
     /// 1 of 30 quickstart runs when the store closed while the report drew): then one more
     /// connection is opened and closed, which is the last.
     async fn close_connections(&self) {
+        drop(self.writer.lock().await.take());
         self.pool.close().await;
         let Some(path) = &self.path else { return };
         if beside(path, "-wal").exists()
@@ -326,8 +356,7 @@ impl Store for SqliteStore {
         let name = spec.name.as_str();
         // Through the C API, in one transaction: through sqlx it was four round trips to
         // its thread.
-        let mut conn = self.pool.acquire().await?;
-        Locked::lock(&mut conn).await?.immediate(|db| {
+        self.write(|db| {
             let existing = db.rows(
                 "SELECT id, spec_hash, data FROM sweeps WHERE name = ?",
                 &[Bind::Text(name)],
@@ -388,6 +417,7 @@ impl Store for SqliteStore {
             )?;
             Ok(id[0])
         })
+        .await
     }
 
     async fn add_trials(
@@ -416,23 +446,21 @@ impl Store for SqliteStore {
             "INSERT INTO trials (sweep_id, ordinal, config, config_hash)",
             "ON CONFLICT (sweep_id, config_hash) DO NOTHING",
         );
-        let mut conn = self.pool.acquire().await?;
-        Locked::lock(&mut conn)
-            .await?
-            .immediate(|db| db.insert_rows(sql, &rows))
+        self.write(|db| db.insert_rows(sql, &rows)).await
     }
 
     async fn requeue_running(&self, sweep_id: i64) -> Result<usize, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Locked::lock(&mut conn).await?.execute(
-            "UPDATE trials SET state = 'pending' WHERE sweep_id = ? AND state = 'running'",
-            &[Bind::Int(sweep_id)],
-        )
+        self.write(|db| {
+            db.execute(
+                "UPDATE trials SET state = 'pending' WHERE sweep_id = ? AND state = 'running'",
+                &[Bind::Int(sweep_id)],
+            )
+        })
+        .await
     }
 
     async fn claim_next(&self, sweep_id: i64) -> Result<Option<ClaimedTrial>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Locked::lock(&mut conn).await?.immediate(|db| {
+        self.write(|db| {
             let next = db.rows(
                 "SELECT id FROM trials WHERE sweep_id = ? AND state = 'pending'
                    AND id NOT IN (SELECT trial_id FROM checkpoints)
@@ -442,6 +470,7 @@ impl Store for SqliteStore {
             )?;
             next.first().map(|id| start_trial(db, *id)).transpose()
         })
+        .await
     }
 
     async fn paused(&self, sweep_id: i64) -> Result<Vec<(i64, usize)>, StoreError> {
@@ -526,8 +555,7 @@ impl Store for SqliteStore {
         // One lock of the connection for the whole transaction: through sqlx, a commit of
         // the digits sweep (BEGIN, a statement per started and three per finished trial, the
         // inserts, COMMIT) made 27-36 round trips to sqlx's thread.
-        let mut conn = self.pool.acquire().await?;
-        Locked::lock(&mut conn).await?.immediate(|db| {
+        self.write(|db| {
             for w in writes {
                 if let Write::Start { trial_id } = w {
                     start_trial(db, *trial_id)?;
@@ -557,6 +585,7 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
+        .await
     }
 
     /// Committed on a runtime worker: the caller (the scheduler) goes on answering trainers.
