@@ -753,9 +753,83 @@ fn store_rate() {
             );
         }
     });
+    sweep_writes(&rt, dir.path());
 }
 
 /// Median wall time of `lcurve ARGS` over `n` runs, in ms.
+/// The writes of the digits sweep as `lcurve run` commits them (32 trials of 30 epochs, each
+/// epoch 4 metrics, 45 step losses and the divergence guard's decision; a start and an end
+/// per trial), in 7 transactions (one per 100 ms of its training), each round into a new
+/// database: the process's CPU time for them, which the sweep spends beside its training.
+fn sweep_writes(rt: &tokio::runtime::Runtime, dir: &Path) {
+    let toml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/digits.toml"))
+            .unwrap();
+    let mut cpu = Vec::new();
+    for round in 0..30 {
+        let (store, id) = bench_store(rt, &dir.join(format!("writes{round}.db")), &toml);
+        let trials: Vec<i64> = rt.block_on(async {
+            store
+                .trials(id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect()
+        });
+        let mut writes = Vec::new();
+        for &trial_id in &trials {
+            writes.push(Write::Start { trial_id });
+            for e in 1..=30 {
+                let mut w = epoch(trial_id, e);
+                if let Write::Epoch { report, .. } = &mut w {
+                    report.steps = (0..45).map(|i| 1.0 / (1.0 + (e * 45 + i) as f32)).collect();
+                }
+                writes.push(w);
+                writes.push(Write::Decision {
+                    trial_id,
+                    decision: lcurve::stopping::Decision {
+                        rule: "divergence",
+                        epoch: e,
+                        action: lcurve::stopping::Action::Continue,
+                        reason: "losses are finite".to_string(),
+                        details: serde_json::json!({
+                            "factor": null, "first_train_loss": 1.47, "first_val_loss": 0.91,
+                            "train_loss": 0.1 + 1.0 / e as f64, "val_loss": 0.2 + 1.0 / e as f64,
+                        }),
+                    },
+                });
+            }
+            writes.push(Write::Finish {
+                trial_id,
+                outcome: TrialOutcome {
+                    state: TrialState::Completed,
+                    epochs_run: 30,
+                    best: Some((30, 0.2)),
+                    stop_reason: None,
+                    error: None,
+                },
+            });
+        }
+        let started = process_cpu_ns();
+        rt.block_on(async {
+            for chunk in writes.chunks(writes.len().div_ceil(7)) {
+                store.apply(chunk).await.unwrap();
+            }
+        });
+        cpu.push((process_cpu_ns() - started) as f64 / 1e6);
+        rt.block_on(store.close());
+    }
+    cpu.sort_by(f64::total_cmp);
+    println!(
+        "store: the digits sweep's writes (960 epochs: 3,840 metric rows, 960 of step losses, 960 decisions; 32 starts and ends) in 7 transactions: {:.1} ms of CPU (median of {} rounds, each into a new database; quartiles {:.1}-{:.1} ms)",
+        cpu[cpu.len() / 2],
+        cpu.len(),
+        cpu[cpu.len() / 4],
+        cpu[cpu.len() * 3 / 4]
+    );
+}
+
 fn time_cli(db: &Path, args: &[&str], n: usize) -> f64 {
     let mut times: Vec<f64> = (0..n)
         .map(|_| {
