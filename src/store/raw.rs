@@ -1,6 +1,7 @@
-//! Runs statements through SQLite's C API on a pooled connection's own handle: the queries
-//! that return thousands of rows (`lcurve show`, `compare`, reports), and transactions of
-//! many statements (a scheduler commit), all under one lock of the handle ([`Locked`]).
+//! Runs statements through SQLite's C API: the queries that return thousands of rows
+//! (`lcurve show`, `compare`, reports) on a pooled connection's own handle, under one lock
+//! of it ([`Locked`]), and every write's transaction on the store's own connection
+//! ([`Writer`]).
 //!
 //! sqlx copies every value of every row (a `sqlite3_value_dup`, so a malloc each) and sends
 //! each row through a channel from its worker thread: on 10,000 trials with 15 columns that
