@@ -192,6 +192,37 @@ async fn a_batch_keeps_each_trials_points_and_the_later_of_two_writes() {
     assert_eq!(steps, [early, early, early, late, late, late]);
 }
 
+/// Transactions one right after another on the store's writing connection all complete
+/// (keeping statements on a detached sqlx connection, locked again for each, hung within
+/// 2,000 of them), reads on the pool see each, and the store closes with no log left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_transactions_in_a_row_complete_and_read_back() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    let trial_id = store.claim_next(id).await.unwrap().unwrap().id;
+    let all = async {
+        for e in 1..=2_000 {
+            let epoch = Write::Epoch {
+                trial_id,
+                report: report(e, 1.0 / e as f64),
+            };
+            store.apply(&[epoch]).await.unwrap();
+            if e % 500 == 0 {
+                let read = store.trial_metrics(&[trial_id]).await.unwrap();
+                assert_eq!(read.iter().filter(|m| m.name == "val_loss").count(), e);
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), all)
+        .await
+        .expect("2,000 transactions complete");
+    store.close().await;
+    assert!(!db.path.with_extension("db-wal").exists(), "no log left");
+}
+
 /// A batch of many epochs' steps stores every step once, in order, with its own value.
 #[tokio::test]
 async fn a_batch_of_many_steps_stores_every_row_in_order() {
