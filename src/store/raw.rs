@@ -161,9 +161,13 @@ impl fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Opens the existing database at `path` to read and write, as the store's pool opens
-    /// it: WAL, synchronous=NORMAL, foreign keys on, waiting up to `busy` for a lock.
-    pub fn open(path: &std::path::Path, busy: std::time::Duration) -> Result<Self, StoreError> {
+    /// Opens the existing database at `path` to read and write, runs `pragmas` on it (the
+    /// settings the caller gives its other connections), and waits up to `busy` for a lock.
+    pub fn open(
+        path: &std::path::Path,
+        busy: std::time::Duration,
+        pragmas: &[&str],
+    ) -> Result<Self, StoreError> {
         let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| StoreError::Corrupt(format!("a NUL in the path {}", path.display())))?;
         let mut db = std::ptr::null_mut();
@@ -199,11 +203,7 @@ impl Writer {
             db,
             _handle: None,
         };
-        for pragma in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA foreign_keys = ON",
-        ] {
+        for pragma in pragmas {
             once.rows(pragma, &[], |_| Ok(()))?;
         }
         drop(once);
@@ -616,7 +616,8 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        let mut writer = Writer::open(&path, std::time::Duration::from_secs(5)).unwrap();
+        let pragmas = ["PRAGMA journal_mode = WAL"];
+        let mut writer = Writer::open(&path, std::time::Duration::from_secs(5), &pragmas).unwrap();
         let insert = "INSERT INTO t (k) VALUES (?)";
         let mut prepared = Vec::new();
         for k in 0..3 {

@@ -21,6 +21,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long a connection that writes waits for another's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// [`SqliteStore::options`]' settings as the store's own writing connection runs them (see
+/// [`raw::Writer`]): change both together.
+const WRITER_PRAGMAS: [&str; 3] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+];
+
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 #[derive(Debug, Clone)]
@@ -108,7 +116,7 @@ impl SqliteStore {
         let mut writer = self.writer.lock().await;
         let writer = match &mut *writer {
             Some(writer) => writer,
-            empty => empty.insert(raw::Writer::open(path, BUSY_TIMEOUT)?),
+            empty => empty.insert(raw::Writer::open(path, BUSY_TIMEOUT, &WRITER_PRAGMAS)?),
         };
         writer.lock().immediate(work)
     }
@@ -169,6 +177,7 @@ impl SqliteStore {
         })
     }
 
+    /// The pool's connections' settings; the writing connection's are [`WRITER_PRAGMAS`].
     fn options(path: &Path) -> SqliteConnectOptions {
         // WAL lets readers (reports, `lcurve query`, sqlite3) run while a sweep writes; with
         // WAL, synchronous=NORMAL still never corrupts the file, and loses at most the last
