@@ -63,13 +63,14 @@ impl Progress for Counting<'_> {
         self.inner.started(trial, running);
     }
     fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
-        if self.unstarted == 0 && running.is_empty() && !self.warmed {
-            // The last trial ended: the final report follows.
+        // The run's tail: the final report follows the trials still running.
+        let tail = self.unstarted == 0 && running.len() < self.max_parallel;
+        if tail && !self.warmed {
             self.warmed = true;
             report::warm_up();
         }
         self.inner.finished(ordinal, label, o, running);
-        if self.unstarted == 0 && running.len() < self.max_parallel {
+        if tail {
             self.live
                 .send_if_modified(|l| !std::mem::replace(&mut l.tail, true));
         }

@@ -1,25 +1,26 @@
 //! Charts' buffers, kept for the process in a [`Pool`] so drawing a chart rarely faults in
-//! fresh memory: the PNG files' bytes, and the pixels, which are aligned to 2 MiB and
-//! advised as huge pages, so that fresh memory comes as a few large pages rather than
-//! hundreds of small ones.
+//! fresh memory: the PNG files' bytes, and the pixels, whose pages are put in memory by one
+//! call as a buffer is made, in 4 KiB pages.
 //!
-//! Faulting in fresh memory is dear on virtual machines: on the 2-core machines this project
-//! is measured on, first touching the 3.4 MB of a 1440x800 chart took 1.5-2.5 ms in 4 KiB
-//! pages (median 1.6 ms of 60 runs, about 2 µs a page) and 0.13-0.52 ms (median 0.15) in
-//! 2 MiB pages. The final report
-//! draws its summary charts on threads that drew nothing before: their buffers' page faults
-//! were 843 of the 4,223 of a whole digits sweep, on the path between training's end and the
-//! run's end. Where the kernel gives no huge pages (not Linux, or transparent huge pages set
-//! to `never`), the buffers are plain memory and work as before.
+//! Fresh memory is dear on virtual machines whose host takes back the memory the guest
+//! frees. On the 2-core machine this project is measured on (2026-12-03), first writing 8 MiB
+//! in a new process started 3 s after the one before took 4.6-7.1 ms in 4 KiB pages, 2.4-4.8
+//! ms in 4 KiB pages put in memory by one `MADV_POPULATE_WRITE`, and in 2 MiB (transparent
+//! huge) pages either about 1 ms or, in 4 of 8 tries, 19-28 ms: the host had the memory at
+//! hand or not. The pixels were in huge pages until then (an earlier session measured
+//! 0.13-0.52 ms for a 1440x800 chart's 3.4 MB in them); in 5 of 6 profiled runs of the digits
+//! sweep the final report then spent 17-25 ms of CPU zeroing them. The final report draws its
+//! summary charts on threads that drew nothing before, on the path between training's end
+//! and the run's end; [`super::warm_up`] readies their buffers before.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
-/// The huge page size on x86-64 and most arm64 kernels; buffers come in multiples of it.
-const HUGE: usize = 2 << 20;
+/// The page size; buffers come in multiples of it.
+const PAGE: usize = 4096;
 
-/// A buffer of bytes aligned to and sized in multiples of [`HUGE`].
+/// A buffer of bytes aligned to and sized in multiples of [`PAGE`], its pages in memory.
 pub(super) struct PixelBuffer {
     ptr: NonNull<u8>,
     layout: Layout,
@@ -30,14 +31,15 @@ pub(super) struct PixelBuffer {
 unsafe impl Send for PixelBuffer {}
 
 impl PixelBuffer {
-    /// A buffer of at least `len` bytes (its contents not yet set).
+    /// A buffer of at least `len` bytes (its contents not yet set), every page of it already
+    /// in memory.
     pub(super) fn new(len: usize) -> Self {
-        let size = len.max(1).next_multiple_of(HUGE);
-        let layout = Layout::from_size_align(size, HUGE).expect("a chart's pixels fit in memory");
+        let size = len.max(1).next_multiple_of(PAGE);
+        let layout = Layout::from_size_align(size, PAGE).expect("a chart's pixels fit in memory");
         // SAFETY: the layout's size is not zero.
         let ptr = unsafe { std::alloc::alloc(layout) };
         let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        advise_huge_pages(ptr, size);
+        populate(ptr, size);
         Self { ptr, layout }
     }
 
@@ -64,14 +66,17 @@ impl Drop for PixelBuffer {
     }
 }
 
-/// Asks the kernel to back `size` bytes at `ptr` (aligned to [`HUGE`]) with huge pages when
-/// they are first touched. Only advice: where it is refused, the memory stays as it was.
-fn advise_huge_pages(ptr: NonNull<u8>, size: usize) {
+/// Has the kernel put `size` bytes at `ptr` (page-aligned) in memory in 4 KiB pages, in one
+/// call rather than a page fault per page. Only advice: where it is refused (not Linux, or a
+/// kernel older than 5.14), the pages come in as they are first written, as before.
+fn populate(ptr: NonNull<u8>, size: usize) {
     #[cfg(target_os = "linux")]
-    // SAFETY: the range is one allocation this buffer owns, page-aligned; MADV_HUGEPAGE
-    // changes how its pages are backed, never what they hold.
+    // SAFETY: the range is one allocation this buffer owns, page-aligned. Neither advice
+    // changes what the memory holds: MADV_NOHUGEPAGE changes how it is backed, and
+    // MADV_POPULATE_WRITE faults it in as a write to each page would.
     unsafe {
-        libc::madvise(ptr.as_ptr().cast(), size, libc::MADV_HUGEPAGE);
+        libc::madvise(ptr.as_ptr().cast(), size, libc::MADV_NOHUGEPAGE);
+        libc::madvise(ptr.as_ptr().cast(), size, libc::MADV_POPULATE_WRITE);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, size);
@@ -130,16 +135,15 @@ impl<T: Capacity> Pool<T> {
     }
 }
 
-/// Sees that `pool` holds a buffer of at least `len` bytes with every page touched: the
-/// one kept, else a new one, touched whole.
-pub(super) fn warm(pool: &Pool<PixelBuffer>, len: usize) {
-    let buffer = pool.take(len).unwrap_or_else(|| {
-        let mut fresh = PixelBuffer::new(len);
-        let capacity = fresh.capacity();
-        fresh.filled(capacity, 255);
-        fresh
-    });
-    pool.give_back(buffer);
+/// Sees that `pool` holds `count` buffers of at least `len` bytes, their pages in memory:
+/// those kept, and new ones for the rest.
+pub(super) fn warm(pool: &Pool<PixelBuffer>, len: usize, count: usize) {
+    let buffers: Vec<_> = (0..count)
+        .map(|_| pool.take(len).unwrap_or_else(|| PixelBuffer::new(len)))
+        .collect();
+    for buffer in buffers {
+        pool.give_back(buffer);
+    }
 }
 
 #[cfg(test)]
@@ -151,8 +155,8 @@ mod tests {
         let pool = Pool::new();
         let take = |len| pool.take(len).unwrap_or_else(|| PixelBuffer::new(len));
         let mut small = take(1_402_200);
-        assert_eq!(small.capacity(), HUGE);
-        assert_eq!(small.ptr.as_ptr() as usize % HUGE, 0);
+        assert_eq!(small.capacity(), 1_404_928, "343 pages of 4 KiB");
+        assert_eq!(small.ptr.as_ptr() as usize % PAGE, 0);
         let bytes = small.filled(1_402_200, 255);
         assert!(bytes.iter().all(|&b| b == 255));
         bytes[7] = 3;
@@ -161,7 +165,7 @@ mod tests {
 
         // Too big for the kept buffer: a new one, and the small one stays for small charts.
         let mut large = take(3_456_000);
-        assert_eq!(large.capacity(), 2 * HUGE);
+        assert_eq!(large.capacity(), 3_457_024);
         assert_ne!(large.ptr, small_at);
         assert!(large.filled(3_456_000, 0).iter().all(|&b| b == 0));
         let large_at = large.ptr;
@@ -178,19 +182,29 @@ mod tests {
     #[test]
     fn warming_uses_a_kept_buffer_again() {
         let pool = Pool::new();
-        warm(&pool, 3_456_000);
+        warm(&pool, 3_456_000, 1);
         let made = pool.take(1).expect("a buffer was made");
-        assert_eq!(made.capacity(), 2 * HUGE);
+        assert_eq!(made.capacity(), 3_457_024);
         let at = made.ptr;
         pool.give_back(made);
-        warm(&pool, 3_456_000);
+        warm(&pool, 3_456_000, 1);
         let kept = pool.take(3_456_000).expect("the same buffer");
         assert_eq!(kept.ptr, at);
         assert!(pool.take(1).is_none(), "no second buffer");
         // Too small a kept buffer is left for smaller charts.
         pool.give_back(PixelBuffer::new(1));
-        warm(&pool, 3_456_000);
-        assert_eq!(pool.take(3_456_000).map(|b| b.capacity()), Some(2 * HUGE));
-        assert_eq!(pool.take(1).map(|b| b.capacity()), Some(HUGE));
+        warm(&pool, 3_456_000, 1);
+        assert_eq!(pool.take(3_456_000).map(|b| b.capacity()), Some(3_457_024));
+        assert_eq!(pool.take(1).map(|b| b.capacity()), Some(PAGE));
+
+        // Two at once: the one kept and one more.
+        let kept = PixelBuffer::new(3_456_000);
+        let at = kept.ptr;
+        pool.give_back(kept);
+        warm(&pool, 3_456_000, 2);
+        let two = [pool.take(3_456_000), pool.take(3_456_000)].map(|b| b.map(|b| b.ptr));
+        assert!(two.contains(&Some(at)), "the kept one");
+        assert!(two.iter().all(Option::is_some), "and one more");
+        assert!(pool.take(1).is_none(), "no third buffer");
     }
 }

@@ -443,11 +443,11 @@ impl<'a> DrawingBackend for Canvas<'a> {
     }
 }
 
-/// Sees that the pool holds a pixel buffer for charts of `size` with every page touched: a
-/// fresh process's first touch of a page is what costs (see [`super::warm_up`]). A kept
-/// buffer is used again, so calls in turn keep no more buffers than calls at once.
-pub(super) fn warm_pixels((w, h): (u32, u32)) {
-    super::buffers::warm(&PIXELS, w as usize * h as usize * 3);
+/// Sees that the pool holds `count` pixel buffers for charts of `size`, their pages in
+/// memory: a fresh process's first touch of a page is what costs (see [`super::warm_up`]).
+/// Kept buffers are used again, so calls in turn keep no more buffers than the most asked.
+pub(super) fn warm_pixels((w, h): (u32, u32), count: usize) {
+    super::buffers::warm(&PIXELS, w as usize * h as usize * 3, count);
 }
 
 /// Hands `draw` a white canvas of `size` pixels, then writes it to `path` as PNG (see

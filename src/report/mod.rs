@@ -152,16 +152,14 @@ pub fn make_threads() {
     tokio::task::spawn_blocking(|| rayon::spawn(|| {}));
 }
 
-/// Readies two pixel buffers of the largest summary chart's size on the threads the final
-/// report draws on, while the run's last commit and the report's reads go on with a core
-/// idle: a run calls it as its last trial ends. In a fresh process their pages are new, and
-/// first touching them took 4-10 ms of the digits sweep's final report in about half the
-/// runs on this project's 2-core virtual machines (the host hands back memory the guest
-/// freed, and takes it back at the first touch).
+/// Readies two pixel buffers of the largest summary chart's size, for the final report's two
+/// threads, on one thread of its own: a run calls it as its tail begins (every trial started
+/// and a core idle), so their memory comes in beside the last trials' training rather than
+/// between its end and the report. In a fresh process their pages are new; on this
+/// project's 2-core virtual machines, whose host takes back memory the guest freed, first
+/// touching them took 4-10 ms of the digits sweep's final report in about half the runs.
 pub fn warm_up() {
-    for _ in 0..2 {
-        rayon::spawn(|| canvas::warm_pixels(draw::CURVES_SIZE));
-    }
+    rayon::spawn(|| canvas::warm_pixels(draw::CURVES_SIZE, 2));
 }
 
 /// As [`write_report`], but trial charts already drawn (per `drawn`) and unchanged since are
