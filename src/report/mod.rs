@@ -155,9 +155,8 @@ pub fn make_threads() {
 /// Readies two pixel buffers of the largest summary chart's size, for the final report's two
 /// threads, on one thread of its own: a run calls it as its tail begins (every trial started
 /// and a core idle), so their memory comes in beside the last trials' training rather than
-/// between its end and the report. In a fresh process their pages are new; on this
-/// project's 2-core virtual machines, whose host takes back memory the guest freed, first
-/// touching them took 4-10 ms of the digits sweep's final report in about half the runs.
+/// between its end and the report. In a fresh process their pages are new, which costs on
+/// virtual machines (see `buffers.rs`): 2.4-4.8 ms of CPU for 8 MiB on this project's.
 pub fn warm_up() {
     rayon::spawn(|| canvas::warm_pixels(draw::CURVES_SIZE, 2));
 }
