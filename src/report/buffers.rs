@@ -6,7 +6,7 @@
 //! frees. On the 2-core machine this project is measured on (2026-12-03), first writing 8 MiB
 //! in a new process started 3 s after the one before took 4.6-7.1 ms in 4 KiB pages, 2.4-4.8
 //! ms in 4 KiB pages put in memory by one `MADV_POPULATE_WRITE`, and in 2 MiB (transparent
-//! huge) pages either about 1 ms or, in 4 of 8 tries, 19-28 ms: the host had the memory at
+//! huge) pages either about 1 ms or, in 4 of 8 tries, 8-28 ms: the host had the memory at
 //! hand or not. The pixels were in huge pages until then (an earlier session measured
 //! 0.13-0.52 ms for a 1440x800 chart's 3.4 MB in them); in 5 of 6 profiled runs of the digits
 //! sweep the final report then spent 17-25 ms of CPU zeroing them. The final report draws its
