@@ -45,6 +45,7 @@ fn main() {
         "scale",
         "decisions",
         "startup",
+        "process",
     ];
     let chosen: Vec<&str> = sections
         .iter()
@@ -86,6 +87,9 @@ fn main() {
     }
     if want("startup") {
         startup();
+    }
+    if want("process") {
+        process_runs(15, Duration::from_secs(3));
     }
     // The runs' folders go only now: see `keep`.
     KEPT.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -827,6 +831,73 @@ fn sweep_writes(rt: &tokio::runtime::Runtime, dir: &Path) {
         cpu.len(),
         cpu[cpu.len() / 4],
         cpu[cpu.len() * 3 / 4]
+    );
+}
+
+/// `lcurve run` of the digits sweep (stopping off) as whole processes, `rounds` of them, each
+/// on a new database and `gap` after the one before (a user's runs are seconds apart, by
+/// which time a virtual machine may have handed the memory the last one freed back to its
+/// host: first touching fresh memory is what `src/report/buffers.rs` is about). The other
+/// sections run in one process, whose later rounds reuse what the first made; this one pays
+/// for everything a run pays for. The final phase is from the last trial's progress line (on
+/// stderr) to the process's end: the last commit, the final report and closing.
+fn process_runs(rounds: usize, gap: Duration) {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let digits =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/digits.toml"))
+            .expect("sweeps/digits.toml reads");
+    // Stopping off: every trial runs its 30 epochs, as in the `sweep` section.
+    let toml = digits.split("\n[stopping]").next().unwrap_or(&digits);
+    let sweep = dir.path().join("nostop.toml");
+    std::fs::write(&sweep, toml).unwrap();
+    let trials = expand(&load(&sweep).expect("the sweep loads"))
+        .unwrap()
+        .len();
+    let last = format!("{trials}/{trials}]");
+    let (mut whole, mut tail) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        std::thread::sleep(gap);
+        let started = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lcurve"))
+            .arg("run")
+            .arg(&sweep)
+            .arg("--db")
+            .arg(dir.path().join(format!("run{round}.db")))
+            .arg("--reports")
+            .arg(dir.path().join(format!("reports{round}")))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run lcurve");
+        let mut ended = None;
+        for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+            if line.unwrap().contains(&last) {
+                ended = Some(Instant::now());
+            }
+        }
+        assert!(child.wait().unwrap().success(), "lcurve run failed");
+        whole.push(started.elapsed().as_secs_f64() * 1e3);
+        tail.push(
+            ended
+                .expect("the last trial's line")
+                .elapsed()
+                .as_secs_f64()
+                * 1e3,
+        );
+    }
+    whole.sort_by(f64::total_cmp);
+    tail.sort_by(f64::total_cmp);
+    let n = rounds;
+    println!(
+        "process: lcurve run of the digits sweep (stopping off, new databases, {:.0} s apart), {n} runs: {:.0} ms (median; quartiles {:.0}-{:.0}); from the last trial's line to the end {:.1} ms (median; quartiles {:.1}-{:.1})",
+        gap.as_secs_f64(),
+        whole[n / 2],
+        whole[n / 4],
+        whole[3 * n / 4],
+        tail[n / 2],
+        tail[n / 4],
+        tail[3 * n / 4]
     );
 }
 
