@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -205,6 +205,16 @@ impl SqliteStore {
     async fn close_connections(&self) {
         drop(self.writer.lock().await.take());
         self.pool.close().await;
+        // sqlx 0.8.6's `close` can return with a connection still open: one let go just
+        // before goes back to the pool by a task of its own, and where it got there after
+        // `close` last looked, it stayed among the idle ones, open, keeping the log (a test of
+        // 2,000 commits left `-wal` behind in 43 of 200 runs; waiting alone, in 15 of 300).
+        // Closing again closes it: until none is left, up to a second.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.pool.size() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            self.pool.close().await;
+        }
         let Some(path) = &self.path else { return };
         if beside(path, "-wal").exists()
             && let Ok(last) = Self::options(path).connect().await
