@@ -851,9 +851,12 @@ fn process_runs(rounds: usize, gap: Duration) {
     let toml = digits.split("\n[stopping]").next().unwrap_or(&digits);
     let sweep = dir.path().join("nostop.toml");
     std::fs::write(&sweep, toml).unwrap();
-    let trials = expand(&load(&sweep).expect("the sweep loads"))
-        .unwrap()
-        .len();
+    let spec = load(&sweep).expect("the sweep loads");
+    assert!(
+        spec.stopping.is_none(),
+        "the sweep without its [stopping] table"
+    );
+    let trials = expand(&spec).unwrap().len();
     let last = format!("{trials}/{trials}]");
     let (mut whole, mut tail) = (Vec::new(), Vec::new());
     for round in 0..rounds {

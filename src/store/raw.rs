@@ -298,9 +298,12 @@ impl<'c> Locked<'c> {
         (head, tail): (&str, &str),
         rows: &[[Bind<'_>; N]],
     ) -> Result<usize, StoreError> {
+        let one = format!("({})", vec!["?"; N].join(", "));
         let sql = |count: usize| {
-            let one = format!("({})", vec!["?"; N].join(", "));
-            format!("{head} VALUES {} {tail}", vec![one; count].join(", "))
+            format!(
+                "{head} VALUES {} {tail}",
+                vec![one.as_str(); count].join(", ")
+            )
         };
         let mut changed = 0;
         let mut rest = rows;
