@@ -152,6 +152,11 @@ pub async fn run<S: Store, T: Trainer>(
     tokio::pin!(cancel);
 
     loop {
+        // Threads begun ahead learn that they are adopted once the loop below has claimed
+        // every trial it starts now: told at once, a thread that had already finished its
+        // trial took the next from the queue, and that could be the trial another thread had
+        // begun ahead (trained twice then, 1 test run in 20).
+        let mut adopted = Vec::new();
         while !cancelled && running.len() < opts.max_parallel.max(1) {
             // Promotions first, as ASHA prefers them to new trials; with nothing else left,
             // the leader of the highest rung goes on.
@@ -188,17 +193,22 @@ pub async fn run<S: Store, T: Trainer>(
                 Some(claim) => {
                     let id = claim.id;
                     // A thread that began this very trial goes on with it (see `HeadStart`).
-                    let adopted = head
-                        .as_mut()
-                        .and_then(|h| h.take(&claim))
-                        .is_some_and(|to| to.send((id, tx.clone())).is_ok());
-                    if !adopted {
-                        let start = (claim.clone(), None);
-                        spawn_trainer(start, trainer.clone(), tx.clone(), free.clone());
+                    match head.as_mut().and_then(|h| h.take(&claim)) {
+                        Some(to) => adopted.push((to, claim.clone())),
+                        None => {
+                            let start = (claim.clone(), None);
+                            spawn_trainer(start, trainer.clone(), tx.clone(), free.clone());
+                        }
                     }
                     unsaved.add(vec![started(claim, &mut running, &mut book)]);
                     progress.started(&running[&id].claim, &ordinals(&running));
                 }
+            }
+        }
+        for (to, claim) in adopted {
+            // A thread that has gone away (panicked) leaves its trial to a new one.
+            if to.send((claim.id, tx.clone())).is_err() {
+                spawn_trainer((claim, None), trainer.clone(), tx.clone(), free.clone());
             }
         }
         // Trials begun ahead and not adopted by now never will be: their threads stop.
