@@ -784,7 +784,9 @@ struct Status {
 
 /// Prints one line per trial start and end, and the running trials' epochs: on a terminal as
 /// a block of lines redrawn in place (one per running trial); otherwise (CI logs, pipes) as
-/// plain lines, at most every 10 seconds.
+/// plain lines, at most every 10 seconds. What one event prints goes out in one write:
+/// `eprintln!` wrote each line and its newline apart (stderr has no buffer), 2-6 system
+/// calls per trial start or end, on the thread that runs the scheduler.
 struct Printer {
     total: usize,
     done: usize,
@@ -799,6 +801,8 @@ struct Printer {
     last_plain: Instant,
     /// How often plain (not a terminal) status lines are printed.
     plain_every: std::time::Duration,
+    /// What the event being handled prints, written at its end by [`Printer::flush`].
+    out: String,
 }
 
 impl Default for Printer {
@@ -815,6 +819,7 @@ impl Default for Printer {
             last_block: Instant::now(),
             last_plain: Instant::now(),
             plain_every: std::time::Duration::from_secs(10),
+            out: String::new(),
         }
     }
 }
@@ -855,8 +860,15 @@ impl Printer {
 
     /// Removes the live block from the terminal.
     fn clear(&mut self) {
+        self.unshow();
+        self.flush();
+    }
+
+    /// Adds what moves the cursor back over the live block and erases it.
+    fn unshow(&mut self) {
         if self.tty && self.shown > 0 {
-            eprint!("\x1b[{}F\x1b[J", self.shown);
+            use std::fmt::Write as _;
+            let _ = write!(self.out, "\x1b[{}F\x1b[J", self.shown);
             self.shown = 0;
         }
     }
@@ -864,19 +876,36 @@ impl Printer {
     fn draw_block(&mut self) {
         if self.tty {
             let lines = self.status_lines();
-            for l in &lines {
-                eprintln!("{l}");
-            }
+            self.push_lines(&lines);
             self.shown = lines.len();
             self.last_block = Instant::now();
         }
     }
 
+    fn push_lines(&mut self, lines: &[String]) {
+        for l in lines {
+            self.out.push_str(l);
+            self.out.push('\n');
+        }
+    }
+
+    /// Writes what the event printed, in one write; a failed write (stderr closed) is
+    /// ignored, as progress is not the run's result.
+    fn flush(&mut self) {
+        use std::io::Write as _;
+        if !self.out.is_empty() {
+            let _ = std::io::stderr().lock().write_all(self.out.as_bytes());
+            self.out.clear();
+        }
+    }
+
     /// A line that stays (start, end, pause), printed above the live block.
     fn line(&mut self, text: &str) {
-        self.clear();
-        eprintln!("{text}");
+        self.unshow();
+        self.out.push_str(text);
+        self.out.push('\n');
         self.draw_block();
+        self.flush();
     }
 }
 
@@ -945,14 +974,15 @@ impl Progress for Printer {
         }
         if self.tty {
             if self.last_block.elapsed() >= std::time::Duration::from_millis(100) {
-                self.clear();
+                self.unshow();
                 self.draw_block();
+                self.flush();
             }
         } else if self.last_plain.elapsed() >= self.plain_every {
             self.last_plain = Instant::now();
-            for l in self.status_lines() {
-                eprintln!("{l}");
-            }
+            let lines = self.status_lines();
+            self.push_lines(&lines);
+            self.flush();
         }
     }
 }
