@@ -637,3 +637,109 @@ async fn stored_scores_equal_scores_computed_from_the_metrics() {
     .unwrap();
     assert_eq!(scored, (Some(3), None), "stored at finish only");
 }
+
+#[tokio::test]
+async fn every_kind_action_and_state_written_meets_the_schemas_checks() {
+    // The store's writing connection does not evaluate CHECK constraints (see
+    // WRITER_PRAGMAS in src/store/sqlite.rs); `integrity_check` does, over every row.
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store
+        .create_sweep(&s, Some(r#"{"rows": 3}"#), false)
+        .await
+        .unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    let mut trials = Vec::new();
+    while let Some(t) = store.claim_next(id).await.unwrap() {
+        trials.push(t.id);
+    }
+    assert_eq!(trials.len(), 4);
+    let mut writes = Vec::new();
+    let values = [0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+    let actions = [
+        Action::Continue,
+        Action::Stop,
+        Action::Diverge,
+        Action::Pause,
+        Action::Promote,
+    ];
+    let states = [
+        TrialState::Completed,
+        TrialState::Stopped,
+        TrialState::Diverged,
+        TrialState::Failed,
+    ];
+    for (i, &trial_id) in trials.iter().enumerate() {
+        for (e, &v) in values.iter().enumerate() {
+            writes.push(Write::Epoch {
+                trial_id,
+                report: report(e + 1, v),
+            });
+        }
+        for (e, &action) in actions.iter().enumerate() {
+            writes.push(Write::Decision {
+                trial_id,
+                decision: Decision {
+                    rule: "patience",
+                    epoch: e + 1,
+                    action,
+                    reason: "a reason".into(),
+                    details: serde_json::json!({ "epoch": e + 1 }),
+                },
+            });
+        }
+        writes.push(Write::Finish {
+            trial_id,
+            outcome: TrialOutcome {
+                state: states[i],
+                epochs_run: values.len(),
+                best: Some((1, 0.5)),
+                stop_reason: None,
+                error: (states[i] == TrialState::Failed).then(|| "it broke".into()),
+            },
+        });
+    }
+    store.apply(&writes).await.unwrap();
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT DISTINCT kind FROM metrics ORDER BY kind")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["-inf", "finite", "inf", "nan"]);
+    let actions: i64 = sqlx::query_scalar("SELECT count(DISTINCT action) FROM decisions")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(actions, 5);
+    let check = |pool: &sqlx::SqlitePool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("PRAGMA integrity_check")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(check(store.pool()).await, ["ok"]);
+
+    // The check has teeth: a row that breaks one, written with the checks off, is reported.
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::raw_sql(
+        "PRAGMA ignore_check_constraints = ON;
+         UPDATE metrics SET kind = 'bogus' WHERE epoch = 1;
+         PRAGMA ignore_check_constraints = OFF;",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let broken = check(store.pool()).await;
+    // One line per broken row: the 4 trials' 4 metrics at epoch 1.
+    assert_eq!(broken.len(), 16, "{broken:?}");
+    assert!(
+        broken
+            .iter()
+            .all(|l| l == "CHECK constraint failed in metrics"),
+        "{broken:?}"
+    );
+}
