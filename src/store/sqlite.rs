@@ -26,12 +26,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// evaluate the schema's CHECK constraints. Those on `metrics.kind`, `decisions.action` and
 /// `trials.state` are `IN` lists of 4-6 strings, which SQLite evaluates by building a
 /// temporary index of the list for every row written: a fifth of the CPU time of the digits
-/// sweep's commits (`-- store` bench: 10.8-10.9 ms against 8.4-8.7 ms; 64-epoch transactions
-/// 459-546k against 667-684k metric rows/s). The writer only ever writes those columns from
-/// Rust enums (`as_str`), and `sweeps.data` (whose CHECK is `json_valid`) from
-/// `serde_json`. Every other connection (the pool's, `sqlite3`, a user's script) still
-/// enforces them, and `PRAGMA integrity_check`, which checks them, passes after every kind,
-/// action and state is written (tests/it/store.rs).
+/// sweep's commits (`-- store` bench, 5 runs each: 10.4-10.7 ms of CPU against 8.0-8.2 ms;
+/// 64-epoch transactions 541-561k against 664-786k metric rows/s). The writer only ever
+/// writes those columns from Rust enums (`as_str`), and `sweeps.data` (whose CHECK is
+/// `json_valid`) from `serde_json`. Every other connection (the pool's, `sqlite3`, a user's
+/// script) still enforces them, and `PRAGMA integrity_check`, which checks them, passes
+/// after every kind, action and state is written (tests/it/store.rs).
 const WRITER_PRAGMAS: [&str; 4] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
