@@ -1,7 +1,7 @@
 //! Runs statements through SQLite's C API: the queries that return thousands of rows
 //! (`lcurve show`, `compare`, reports) on a pooled connection's own handle, under one lock
-//! of it ([`Locked`]), and every write's transaction on the store's own connection
-//! ([`Writer`]).
+//! of it ([`Locked`]), and every write's transaction, and a run's reads, on the store's own
+//! connection ([`Writer`]).
 //!
 //! sqlx copies every value of every row (a `sqlite3_value_dup`, so a malloc each) and sends
 //! each row through a channel from its worker thread: on 10,000 trials with 15 columns that
@@ -14,9 +14,9 @@ use std::ffi::{CStr, c_int};
 use std::fmt;
 
 use libsqlite3_sys as ffi;
+use sqlx::SqliteConnection;
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::sqlite::LockedSqliteHandle;
-use sqlx::{SqliteConnection, SqlitePool};
 
 use super::StoreError;
 
@@ -102,18 +102,6 @@ impl Drop for Statement {
         // SAFETY: `raw` came from sqlite3_prepare_v2 and is finalized once, here.
         unsafe { ffi::sqlite3_finalize(self.raw) };
     }
-}
-
-/// Runs `sql` with `binds` (integers, `?1`, `?2`, ...) and maps every row with `each`.
-pub(crate) async fn rows<T>(
-    pool: &SqlitePool,
-    sql: &str,
-    binds: &[i64],
-    each: impl FnMut(&RawRow) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    let binds: Vec<Bind> = binds.iter().map(|v| Bind::Int(*v)).collect();
-    Locked::lock(&mut conn).await?.rows(sql, &binds, each)
 }
 
 /// A connection's own handle, locked for the caller: sqlx's worker thread makes no calls on
@@ -540,6 +528,19 @@ impl DatabaseError for RawError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::SqlitePool;
+
+    /// Runs `sql` with `binds` (integers) on a connection of `pool`, mapping every row.
+    async fn rows<T>(
+        pool: &SqlitePool,
+        sql: &str,
+        binds: &[i64],
+        each: impl FnMut(&RawRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut conn = pool.acquire().await?;
+        let binds: Vec<Bind> = binds.iter().map(|v| Bind::Int(*v)).collect();
+        Locked::lock(&mut conn).await?.rows(sql, &binds, each)
+    }
 
     #[tokio::test]
     async fn insert_rows_writes_full_and_partial_statements_and_reports_conflicts() {

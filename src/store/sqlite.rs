@@ -113,6 +113,38 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `read` on the writing connection if it is open, else on a pooled one. The
+    /// writing connection keeps its prepared statements and is used from the calling thread
+    /// alone; a pooled one is locked for the caller by a round trip to sqlx's thread (two
+    /// thread wake-ups) and prepares each statement again. A run's live redraws read through
+    /// it while the sweep trains (4 reads each), and its final report, before drawing. A
+    /// read waits for a commit under way (the digits sweep's take 1-2 ms).
+    async fn read<T>(
+        &self,
+        read: impl FnOnce(&mut Locked) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.path.is_some() {
+            let mut writer = self.writer.lock().await;
+            if let Some(writer) = writer.as_mut() {
+                return read(&mut writer.lock());
+            }
+        }
+        let mut conn = self.pool.acquire().await?;
+        read(&mut Locked::lock(&mut conn).await?)
+    }
+
+    /// Runs `sql` with `binds` (integers) through [`SqliteStore::read`] and maps every row
+    /// with `each`.
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        binds: &[i64],
+        each: impl FnMut(&RawRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let binds: Vec<Bind> = binds.iter().map(|v| Bind::Int(*v)).collect();
+        self.read(|db| db.rows(sql, &binds, each)).await
+    }
+
     /// Runs `work` in one transaction (see [`Locked::immediate`]) on the writing connection,
     /// which is opened at the first write (or on a pooled one, in a store opened to read).
     async fn write<T>(
@@ -646,53 +678,49 @@ impl Store for SqliteStore {
     }
 
     async fn sweep(&self, name: &str) -> Result<SweepRow, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, description, spec, created_at, finished_at, data, source FROM sweeps WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NoSuchSweep(name.to_string()))?;
-        Ok(sweep_row(&row))
+        let sql = "SELECT id, name, description, spec, created_at, finished_at, data, source
+             FROM sweeps WHERE name = ?";
+        self.read(|db| db.rows(sql, &[Bind::Text(name)], sweep_row))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NoSuchSweep(name.to_string()))
     }
 
     async fn sweeps(&self) -> Result<Vec<SweepOverview>, StoreError> {
-        let rows =
-            // The listing needs neither the data record nor the file text: not read.
-            sqlx::query("SELECT id, name, description, spec, created_at, finished_at, NULL AS data, NULL AS source FROM sweeps ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let sweep = sweep_row(&row);
-            let counts: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT state, count(*) FROM trials WHERE sweep_id = ? GROUP BY state",
-            )
-            .bind(sweep.id)
-            .fetch_all(&self.pool)
-            .await?;
-            let counts = counts
-                .into_iter()
-                .map(|(s, n)| Ok((TrialState::parse(&s)?, uint(n)?)))
-                .collect::<Result<_, StoreError>>()?;
-            out.push(SweepOverview { sweep, counts });
-        }
-        Ok(out)
+        // The listing needs neither the data record nor the file text: not read.
+        let sql = "SELECT id, name, description, spec, created_at, finished_at, NULL AS data,
+                NULL AS source FROM sweeps ORDER BY id";
+        let counts = "SELECT state, count(*) AS n FROM trials WHERE sweep_id = ? GROUP BY state";
+        self.read(|db| {
+            let mut out = Vec::new();
+            for sweep in db.rows(sql, &[], sweep_row)? {
+                let counts = db.rows(counts, &[Bind::Int(sweep.id)], |r| {
+                    Ok((
+                        TrialState::parse(r.text_required("state")?)?,
+                        uint(r.int_required("n")?)?,
+                    ))
+                })?;
+                out.push(SweepOverview { sweep, counts });
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn trials(&self, sweep_id: i64) -> Result<Vec<TrialRow>, StoreError> {
         let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE sweep_id = ? ORDER BY ordinal");
-        raw::rows(&self.pool, &sql, &[sweep_id], trial_row).await
+        self.rows(&sql, &[sweep_id], trial_row).await
     }
 
     async fn trials_with_scores(
         &self,
         sweep_id: i64,
     ) -> Result<(Vec<TrialRow>, HashMap<i64, TrialScores>), StoreError> {
-        let rows = raw::rows(&self.pool, &TRIALS_WITH_SCORES_SQL, &[sweep_id], |r| {
-            Ok((trial_row(r)?, scores_of(r)?))
-        })
-        .await?;
+        let rows = self
+            .rows(&TRIALS_WITH_SCORES_SQL, &[sweep_id], |r| {
+                Ok((trial_row(r)?, scores_of(r)?))
+            })
+            .await?;
         let mut trials = Vec::with_capacity(rows.len());
         let mut scores = HashMap::with_capacity(rows.len());
         for (trial, (id, s)) in rows {
@@ -706,7 +734,7 @@ impl Store for SqliteStore {
         let sql = "SELECT m.trial_id, m.name, m.epoch, m.value, m.kind FROM metrics m
              JOIN trials t ON t.id = m.trial_id WHERE t.sweep_id = ?
              ORDER BY t.ordinal, m.name, m.epoch";
-        raw::rows(&self.pool, sql, &[sweep_id], metric_point).await
+        self.rows(sql, &[sweep_id], metric_point).await
     }
 
     async fn trial_metrics(&self, trial_ids: &[i64]) -> Result<Vec<MetricPoint>, StoreError> {
@@ -714,29 +742,31 @@ impl Store for SqliteStore {
              ORDER BY name, epoch";
         // All under one lock of a connection, one statement: the final report of the digits
         // sweep reads 6-23 trials' this way (a round trip to sqlx's thread each before).
-        let mut conn = self.pool.acquire().await?;
-        let mut db = Locked::lock(&mut conn).await?;
-        let mut points = Vec::new();
-        for id in trial_ids {
-            points.extend(db.rows(sql, &[Bind::Int(*id)], metric_point)?);
-        }
-        Ok(points)
+        self.read(|db| {
+            let mut points = Vec::new();
+            for id in trial_ids {
+                points.extend(db.rows(sql, &[Bind::Int(*id)], metric_point)?);
+            }
+            Ok(points)
+        })
+        .await
     }
 
     async fn steps(&self, trial_id: i64) -> Result<Vec<(usize, usize, f64)>, StoreError> {
         let sql = "SELECT epoch, first_step, losses FROM step_losses WHERE trial_id = ?
              ORDER BY epoch";
-        let epochs = raw::rows(&self.pool, sql, &[trial_id], |r| {
-            let (epoch, first) = (r.int_required("epoch")?, r.int_required("first_step")?);
-            let losses: Vec<Option<f32>> = serde_json::from_str(r.text_required("losses")?)
-                .map_err(|e| {
-                    StoreError::Corrupt(format!(
-                        "the step losses of trial {trial_id}, epoch {epoch}: {e}"
-                    ))
-                })?;
-            Ok((uint(epoch)?, uint(first)?, losses))
-        })
-        .await?;
+        let epochs = self
+            .rows(sql, &[trial_id], |r| {
+                let (epoch, first) = (r.int_required("epoch")?, r.int_required("first_step")?);
+                let losses: Vec<Option<f32>> = serde_json::from_str(r.text_required("losses")?)
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!(
+                            "the step losses of trial {trial_id}, epoch {epoch}: {e}"
+                        ))
+                    })?;
+                Ok((uint(epoch)?, uint(first)?, losses))
+            })
+            .await?;
         let mut steps = Vec::new();
         for (epoch, first, losses) in epochs {
             for (i, loss) in losses.into_iter().enumerate() {
@@ -747,7 +777,7 @@ impl Store for SqliteStore {
     }
 
     async fn scores(&self, sweep_id: i64) -> Result<HashMap<i64, TrialScores>, StoreError> {
-        let rows = raw::rows(&self.pool, &SCORES_SQL, &[sweep_id], scores_of).await?;
+        let rows = self.rows(&SCORES_SQL, &[sweep_id], scores_of).await?;
         Ok(rows.into_iter().collect())
     }
 
@@ -755,7 +785,7 @@ impl Store for SqliteStore {
         let sql = "SELECT d.trial_id, d.epoch, d.rule, d.action, d.reason FROM decisions d
              JOIN trials t ON t.id = d.trial_id
              WHERE t.sweep_id = ? AND d.action IN ('stop', 'diverge') ORDER BY t.ordinal, d.epoch";
-        raw::rows(&self.pool, sql, &[sweep_id], |r| {
+        self.rows(sql, &[sweep_id], |r| {
             Ok(DecisionRow {
                 trial_id: r.int_required("trial_id")?,
                 epoch: uint(r.int_required("epoch")?)?,
@@ -1105,17 +1135,18 @@ fn metric_point(r: &RawRow) -> Result<MetricPoint, StoreError> {
     })
 }
 
-fn sweep_row(row: &sqlx::sqlite::SqliteRow) -> SweepRow {
-    SweepRow {
-        id: row.get("id"),
-        name: row.get("name"),
-        spec: row.get("spec"),
-        created_at: row.get("created_at"),
-        finished_at: row.get("finished_at"),
-        data: row.get("data"),
-        description: row.get("description"),
-        source: row.get("source"),
-    }
+fn sweep_row(r: &RawRow) -> Result<SweepRow, StoreError> {
+    let text = |name| Ok::<_, StoreError>(r.text(name)?.map(str::to_string));
+    Ok(SweepRow {
+        id: r.int_required("id")?,
+        name: r.text_required("name")?.to_string(),
+        spec: r.text_required("spec")?.to_string(),
+        created_at: r.text_required("created_at")?.to_string(),
+        finished_at: text("finished_at")?,
+        data: text("data")?,
+        description: text("description")?,
+        source: text("source")?,
+    })
 }
 
 /// What differs between two stored data records, for the error message.
