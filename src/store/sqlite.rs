@@ -123,11 +123,9 @@ impl SqliteStore {
         &self,
         read: impl FnOnce(&mut Locked) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        if self.path.is_some() {
-            let mut writer = self.writer.lock().await;
-            if let Some(writer) = writer.as_mut() {
-                return read(&mut writer.lock());
-            }
+        // Only a store opened to write ever opens the writer (see `write`).
+        if let Some(writer) = self.writer.lock().await.as_mut() {
+            return read(&mut writer.lock());
         }
         let mut conn = self.pool.acquire().await?;
         read(&mut Locked::lock(&mut conn).await?)
