@@ -9,6 +9,7 @@ mod html;
 mod paths;
 mod polygon;
 mod prepare;
+mod raster;
 mod summary;
 
 pub use draw::{ReplayPoint, replay as draw_replay};

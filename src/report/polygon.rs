@@ -7,6 +7,8 @@
 
 use plotters_backend::{BackendCoord, BackendStyle, DrawingBackend, DrawingErrorKind};
 
+use super::raster::{ceil, floor};
+
 /// An edge crossing the scanlines; as plotters' `Edge`, with its position cached.
 #[derive(Debug, Clone, Copy)]
 struct Edge {
@@ -55,18 +57,6 @@ impl Edge {
             + (i64::from(self.slave_end - self.slave_begin) * i64::from(self.epoch)) as f64
                 / f64::from(self.total_epoch)
     }
-}
-
-/// `x.floor()` without a libm call, for the pixel positions here (well inside ±2^53).
-fn floor(x: f64) -> f64 {
-    let t = x as i64 as f64;
-    if t > x { t - 1.0 } else { t }
-}
-
-/// `x.ceil()`, likewise.
-fn ceil(x: f64) -> f64 {
-    let t = x as i64 as f64;
-    if t < x { t + 1.0 } else { t }
 }
 
 /// plotters-backend 0.3.7's `rasterizer::fill_polygon`, the same pixels.
