@@ -25,7 +25,7 @@ use plotters_backend::{
 };
 
 use super::buffers::{PixelBuffer, Pool};
-use super::raster::Pixels;
+use super::raster::{self, Pixels};
 
 /// DejaVu Sans (Bitstream Vera licence, see `src/report/fonts/LICENSE-DejaVu.txt`).
 pub(super) const FONT_BYTES: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
@@ -76,7 +76,7 @@ impl Glyph {
             .iter()
             .map(|&(x, y, coverage)| {
                 let at = (y * stride as i32 + x) * 3;
-                (at, TextPixel::weight(f64::from(coverage)))
+                (at, raster::weight(f64::from(coverage)))
             })
             .filter(|p| p.1 > 0)
             .collect();
@@ -241,36 +241,10 @@ struct TextPixel {
 }
 
 impl TextPixel {
-    /// plotters' `draw_pixel` for RGB: a colour at least 255/256 opaque replaces the pixel;
-    /// otherwise each channel moves `floor(alpha * 256) / 256` of the way to the colour.
-    fn weight(alpha: f64) -> u16 {
-        if alpha >= 1.0 - 1.0 / 256.0 {
-            256
-        } else if alpha <= 0.0 {
-            0
-        } else {
-            // Truncation is floor for a positive value (and needs no libm call).
-            (alpha * 256.0) as u16
-        }
-    }
-
     fn blend_into(self, pixels: &mut [u8]) {
         let at = self.at as usize;
-        let Some(px) = pixels.get_mut(at..at + 3) else {
-            return;
-        };
-        let (r, g, b) = self.rgb;
-        if self.weight == 256 {
-            px.copy_from_slice(&[r, g, b]);
-            return;
-        }
-        let a = u32::from(self.weight);
-        for (old, new) in px.iter_mut().zip([r, g, b]) {
-            if new > *old {
-                *old += (u32::from(new - *old) * a / 256) as u8;
-            } else {
-                *old -= (u32::from(*old - new) * a / 256) as u8;
-            }
+        if let Some(px) = pixels.get_mut(at..at + 3) {
+            raster::blend_pixel(px, self.rgb, self.weight);
         }
     }
 }
@@ -297,45 +271,19 @@ impl<'a> DrawingBackend for Canvas<'a> {
         Ok(())
     }
 
-    /// plotters-bitmap's: one pixel wide on the buffer; wider as a polygon, as plotters'
-    /// rasterizer makes it (the line's ends moved half the width to either side), filled by
-    /// [`super::polygon::fill_polygon`].
+    /// plotters-bitmap's: one pixel wide on the buffer; otherwise plotters' rasterizer, which
+    /// makes a wider line a polygon, filled by [`super::polygon::fill_polygon`].
     fn draw_line<S: BackendStyle>(
         &mut self,
         from: BackendCoord,
         to: BackendCoord,
         style: &S,
     ) -> Result<(), Error<'a>> {
-        let color = style.color();
-        match style.stroke_width() {
-            0 => Ok(()),
-            1 => {
-                self.pixels.line(from, to, color);
-                Ok(())
-            }
-            _ if color.alpha == 0.0 => Ok(()),
-            width => {
-                let v = (i64::from(to.0 - from.0), i64::from(to.1 - from.1));
-                let l = ((v.0 * v.0 + v.1 * v.1) as f64).sqrt();
-                if l < 1e-5 {
-                    return Ok(());
-                }
-                let v = (v.0 as f64 / l, v.1 as f64 / l);
-                let r = f64::from(width) / 2.0;
-                let mut trans = [(v.1 * r, -v.0 * r), (-v.1 * r, v.0 * r)];
-                let mut vertices = Vec::with_capacity(4);
-                for point in [from, to] {
-                    for t in trans {
-                        vertices.push((
-                            (f64::from(point.0) + t.0) as i32,
-                            (f64::from(point.1) + t.1) as i32,
-                        ));
-                    }
-                    trans.swap(0, 1);
-                }
-                super::polygon::fill_polygon(self, &vertices, &color)
-            }
+        if style.stroke_width() == 1 {
+            self.pixels.line(from, to, style.color());
+            return Ok(());
         }
+        plotters_backend::rasterizer::draw_line(self, from, to, style)
     }
 
     fn draw_rect<S: BackendStyle>(
@@ -486,7 +434,7 @@ impl<'a> DrawingBackend for Canvas<'a> {
                 let (x, y) = trans.transform(x + dx - min_x, y + dy - min_y);
                 let (x, y) = (pos.0 + x, pos.1 + y);
                 if x >= 0 && x < w as i32 && y >= 0 && y < h as i32 {
-                    let weight = TextPixel::weight(color.alpha * f64::from(coverage));
+                    let weight = raster::weight(color.alpha * f64::from(coverage));
                     if weight > 0 {
                         text.push(TextPixel {
                             at: (y as u32 * w + x as u32) * 3,

@@ -33,6 +33,36 @@ fn blend(old: &mut u8, new: u8, a: u32) {
     }
 }
 
+/// The weight out of 256 that plotters-bitmap's `draw_pixel` gives a colour of `alpha`: 256
+/// (the colour replaces the pixel) from 255/256 up, 0 (nothing drawn) at 0 and below,
+/// `floor(alpha * 256)` between.
+#[inline(always)]
+pub(super) fn weight(alpha: f64) -> u16 {
+    if alpha >= 1.0 - 1.0 / 256.0 {
+        256
+    } else if alpha <= 0.0 {
+        0
+    } else {
+        // Truncation is floor for a positive value.
+        (alpha * 256.0) as u16
+    }
+}
+
+/// `rgb` drawn on the pixel `px` (its 3 bytes) with `weight` (see [`weight`]), as
+/// plotters-bitmap's `draw_pixel` draws it.
+#[inline(always)]
+pub(super) fn blend_pixel(px: &mut [u8], (r, g, b): (u8, u8, u8), weight: u16) {
+    match weight {
+        0 => {}
+        256 => px.copy_from_slice(&[r, g, b]),
+        a => {
+            for (old, new) in px.iter_mut().zip([r, g, b]) {
+                blend(old, new, u32::from(a));
+            }
+        }
+    }
+}
+
 /// An RGB buffer of `size` pixels, rows top to bottom.
 pub(super) struct Pixels<'a> {
     pub(super) buf: &'a mut [u8],
@@ -40,8 +70,7 @@ pub(super) struct Pixels<'a> {
 }
 
 impl Pixels<'_> {
-    /// plotters-bitmap's `draw_pixel`: nothing off the canvas; a colour at least 255/256
-    /// opaque replaces the pixel; otherwise each byte blends by `floor(alpha * 256)`.
+    /// plotters-bitmap's `draw_pixel`: nothing off the canvas, else [`blend_pixel`].
     #[inline(always)]
     pub(super) fn pixel(&mut self, (x, y): BackendCoord, color: BackendColor) {
         let (w, h) = self.size;
@@ -49,18 +78,8 @@ impl Pixels<'_> {
             return;
         }
         let at = (y as usize * w as usize + x as usize) * 3;
-        let Some(px) = self.buf.get_mut(at..at + 3) else {
-            return;
-        };
-        let (r, g, b) = color.rgb;
-        let alpha = color.alpha;
-        if alpha >= 1.0 - 1.0 / 256.0 {
-            px.copy_from_slice(&[r, g, b]);
-        } else if alpha > 0.0 {
-            let a = floor(alpha * 256.0) as u32;
-            for (old, new) in px.iter_mut().zip([r, g, b]) {
-                blend(old, new, a);
-            }
+        if let Some(px) = self.buf.get_mut(at..at + 3) {
+            blend_pixel(px, color.rgb, weight(color.alpha));
         }
     }
 
