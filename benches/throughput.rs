@@ -274,8 +274,9 @@ fn digits_sweep(engine: Engine) -> (SweepSpec, lcurve::data::Split) {
 
 /// `lcurve run sweeps/digits.toml` without stopping and with live reports, against the same
 /// trials trained with nothing around them (two threads pulling from one queue), the two
-/// taking turns for `rounds` rounds: the best of each, and the median of the rounds' own
-/// ratios (the shared machine's speed drifts between rounds, less within one).
+/// taking turns for `rounds` rounds (every other round the training alone first): the best
+/// of each, and the median of the rounds' own ratios (the shared machine's speed drifts
+/// between rounds, less within one).
 fn sweep(engine: Engine, rounds: usize) {
     let (spec, split) = digits_sweep(engine);
     let trials = expand(&spec).unwrap();
@@ -290,7 +291,39 @@ fn sweep(engine: Engine, rounds: usize) {
     let (mut cpu_run, mut cpu_bare) = (Vec::new(), Vec::new());
     // The CPU time of everything in a run but the training threads, and its share.
     let mut other_cpu = Vec::new();
-    for _ in 0..rounds {
+    // The same trials trained alone, two threads pulling from one queue: wall seconds, and
+    // the threads' share off their CPU and their CPU seconds.
+    let alone = || {
+        let accounts = Arc::new(Accounts::default());
+        let trainer = Accounted {
+            inner: MlpTrainer::new(&split),
+            accounts: accounts.clone(),
+        };
+        let next = AtomicUsize::new(0);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(t) = trials.get(i) else { break };
+                        trainer
+                            .train(&t.config, None, &mut |_| Control::Continue)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        (
+            started.elapsed().as_secs_f64(),
+            accounts.off_cpu(),
+            accounts.cpu_s(),
+        )
+    };
+    for round in 0..rounds {
+        // Every other round trains alone first, so that neither side always follows the
+        // other (and, say, the run's files being written back to the disk).
+        let first = (round % 2 == 1).then(alone);
         let started = Instant::now();
         let process_cpu = process_cpu_ns();
         let accounts = Arc::new(Accounts::default());
@@ -326,29 +359,9 @@ fn sweep(engine: Engine, rounds: usize) {
             ];
         }
 
-        let accounts = Arc::new(Accounts::default());
-        let trainer = Accounted {
-            inner: MlpTrainer::new(&split),
-            accounts: accounts.clone(),
-        };
-        let next = AtomicUsize::new(0);
-        let started = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(t) = trials.get(i) else { break };
-                        trainer
-                            .train(&t.config, None, &mut |_| Control::Continue)
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        let alone = started.elapsed().as_secs_f64();
-        in_bare.push(accounts.off_cpu());
-        cpu_bare.push(accounts.cpu_s());
+        let (alone, off_cpu, cpu_s) = first.unwrap_or_else(alone);
+        in_bare.push(off_cpu);
+        cpu_bare.push(cpu_s);
         bare = bare.min(alone);
         outside.push((total - alone).max(0.0) / total);
     }
