@@ -406,9 +406,9 @@ async fn run_with<S: Store, T: Trainer, F: FnOnce() -> anyhow::Result<T>>(
             }
         };
         // The live redraws end with the training: one under way is dropped, not waited for.
-        // Its thread may still be drawing a chart (at the lowest priority, on a busy machine
-        // for up to 210 ms), which it then does not write (see `report::Live`); the final
-        // report draws that chart again, as it does every chart not drawn yet.
+        // Its thread may still be drawing a chart (at nice 19, on a busy machine for up to
+        // 210 ms), which it then does not write (see `report::Live`); the final report draws
+        // that chart again, as it does every chart not drawn yet.
         let (mut training, mut live) = (std::pin::pin!(training), std::pin::pin!(live));
         tokio::select! {
             summary = &mut training => summary?,

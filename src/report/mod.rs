@@ -132,10 +132,10 @@ pub async fn write_report<S: Store>(
 /// gives up (no further chart, not the page) once `over` is set, so the final redraw, on
 /// every core, draws what is left instead of waiting for it; nor does it write the chart it
 /// was drawing then (see `canvas::write_beside`), so the run need not wait for that chart
-/// either. Trial charts alone are drawn at the lowest priority (`SCHED_IDLE`, else nice 19),
-/// so training gives them mostly the time a core would otherwise idle; the page keeps the
-/// normal priority, so a person watching a busy machine still sees it change (the run keeps
-/// its redraws under ~5% of the time).
+/// either. Trial charts alone are drawn at the lowest priority (nice 19), so training gives
+/// them mostly the time a core would otherwise idle; the page keeps the normal priority, so a
+/// person watching a busy machine still sees it change (the run keeps its redraws under ~5%
+/// of the time).
 #[derive(Debug, Clone)]
 pub struct Live {
     /// Set when the run is over.
@@ -372,23 +372,18 @@ fn live_pool(lowest: bool) -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
-/// Lowers the calling thread to the lowest scheduling priority on Linux: the idle policy
-/// (`SCHED_IDLE`, a weight of 3 against a normal thread's 1,024), or nice 19 (15) where that
-/// is refused. The kernel then runs it when a core would idle and preempts it when training
-/// needs the core, while it still gets a small share on a machine with no idle core. At nice
-/// 19 that share was 6-13 ms of CPU in the ~0.53 s that the digits sweep's two trainers
-/// keep both cores busy (`perf sched`, 9 runs). The thread is the one of a pool kept for such
-/// drawing alone (see [`live_pool`]), as a thread cannot raise its priority again. Elsewhere
-/// it does nothing.
+/// Lowers the calling thread to the lowest scheduling priority (nice 19) on Linux: the
+/// kernel then runs it when a core would idle and preempts it when training needs the core,
+/// while it still gets a small share on a machine with no idle core. The thread is the one of
+/// a pool kept for such drawing alone (see [`live_pool`]), as a thread cannot raise its
+/// priority again. Elsewhere it does nothing.
 fn lowest_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own id, with a parameter that lives
-    // across the call; a failure leaves the priority as it was, which is harmless.
+    // SAFETY: plain system calls on the calling thread's own id; a failure leaves the
+    // priority as it was, which is harmless.
     unsafe {
         let tid = libc::gettid();
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-        let param = libc::sched_param { sched_priority: 0 };
-        libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
     }
 }
 
@@ -665,27 +660,6 @@ mod tests {
     use super::*;
     use crate::store::{SqliteStore, TrialOutcome, Write};
     use crate::trainer::EpochReport;
-
-    /// The trial charts' thread runs under the idle policy at nice 19; the page's keeps the
-    /// normal priority.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn trial_charts_thread_is_the_lowest_priority() {
-        // SAFETY: plain queries of the calling thread's own scheduling.
-        let policy = || unsafe {
-            let tid = libc::gettid();
-            (
-                libc::sched_getscheduler(tid),
-                libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t),
-            )
-        };
-        let trials = live_pool(true).expect("the pool is made");
-        assert_eq!(trials.install(policy), (libc::SCHED_IDLE, 19));
-        let page = live_pool(false).expect("the pool is made");
-        let normal = policy();
-        assert_eq!(normal.0, libc::SCHED_OTHER);
-        assert_eq!(page.install(policy), normal);
-    }
 
     fn epoch(trial_id: i64, epoch: usize, val_loss: f64) -> Write {
         Write::Epoch {
