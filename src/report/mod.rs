@@ -661,6 +661,20 @@ mod tests {
     use crate::store::{SqliteStore, TrialOutcome, Write};
     use crate::trainer::EpochReport;
 
+    /// The trial charts' thread runs at nice 19; the page's keeps the calling thread's
+    /// priority.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn trial_charts_thread_is_the_lowest_priority() {
+        // SAFETY: a plain query of the calling thread's own priority.
+        let nice =
+            || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        let trials = live_pool(true).expect("the pool is made");
+        assert_eq!(trials.install(nice), 19);
+        let page = live_pool(false).expect("the pool is made");
+        assert_eq!(page.install(nice), nice());
+    }
+
     fn epoch(trial_id: i64, epoch: usize, val_loss: f64) -> Write {
         Write::Epoch {
             trial_id,
