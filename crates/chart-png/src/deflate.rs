@@ -216,7 +216,7 @@ pub(crate) struct Deflate<'a> {
     bits: u64,
     pending: u32,
     checksum: Checksum,
-    /// Bytes written since the checksum was last reduced.
+    /// Bytes added to the checksum since it was last reduced.
     unreduced: usize,
 }
 
@@ -266,7 +266,7 @@ impl<'a> Deflate<'a> {
             bits: self.bits,
             pending: self.pending,
         };
-        let mut sum = self.checksum;
+        let (mut sum, mut unreduced) = (self.checksum, self.unreduced);
         let grouped = data.len() & !7;
         let mut zeros_from = 0;
         let mut base = 0;
@@ -289,21 +289,19 @@ impl<'a> Deflate<'a> {
                 mask &= !(0xff << group);
             }
             base += 64;
-            // A long call's sums are reduced on the way (zeros not summed yet add to the
-            // reduced sums alike, modulo 65521).
-            if base % Checksum::REDUCE_EVERY == 0 {
+            // Reduced on the way, in a long call too (zeros not summed yet add to the
+            // reduced sums alike, modulo 65521). A call counts at least the bytes it holds:
+            // its last block counts 64 for its up to 56 and the up to 7 after them.
+            unreduced += 64;
+            if unreduced >= Checksum::REDUCE_EVERY {
                 sum.reduce();
+                unreduced = 0;
             }
         }
         w.zeros(zeros_from, grouped, &mut sum);
         w.literals(&data[grouped..], &mut sum);
         (self.end, self.bits, self.pending) = (w.end, w.bits, w.pending);
-        self.unreduced += data.len();
-        if self.unreduced >= Checksum::REDUCE_EVERY {
-            sum.reduce();
-            self.unreduced = 0;
-        }
-        self.checksum = sum;
+        (self.checksum, self.unreduced) = (sum, unreduced);
     }
 
     /// Ends the block, pads to a byte and appends the Adler-32 checksum.
