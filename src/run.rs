@@ -50,8 +50,11 @@ struct Counting<'a> {
     /// Trials not yet started, and how many may run at once.
     unstarted: usize,
     max_parallel: usize,
-    /// Whether the final report's buffers were readied (see [`report::warm_up`]).
+    /// Whether the tail was seen: the final report's buffers readied (see
+    /// [`report::warm_up`]) and the database's log settling (see [`Store::settle_soon`]).
     warmed: bool,
+    /// Starts settling the database's log.
+    settle_soon: &'a dyn Fn(),
 }
 
 impl Progress for Counting<'_> {
@@ -63,11 +66,16 @@ impl Progress for Counting<'_> {
         self.inner.started(trial, running);
     }
     fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
-        // The run's tail: the final report follows the trials still running.
+        // The run's tail: the final report follows the trials still running. The database
+        // starts settling its log now, beside them: settled only after training, the digits
+        // sweep's log (about 1.9 MB) took 6-14 ms to move and close, beside the final report
+        // and at times after it; begun here, it took 4-12 ms of the tail, and the settle after
+        // training about 3 ms.
         let tail = self.unstarted == 0 && running.len() < self.max_parallel;
         if tail && !self.warmed {
             self.warmed = true;
             report::warm_up();
+            (self.settle_soon)();
         }
         self.inner.finished(ordinal, label, o, running);
         if tail {
@@ -382,6 +390,7 @@ async fn run_with<S: Store, T: Trainer, F: FnOnce() -> anyhow::Result<T>>(
             unstarted: pending,
             max_parallel: sched.max_parallel,
             warmed: false,
+            settle_soon: &|| store.settle_soon(),
         };
         let training = async {
             let r = scheduler::run(
@@ -423,7 +432,8 @@ async fn run_with<S: Store, T: Trainer, F: FnOnce() -> anyhow::Result<T>>(
     // While the final report draws (on every core), after its reads, the database settles
     // its log into the file, so closing it afterwards is quick (the digits sweep's close took
     // 6-7 ms, most of it waiting for the disk). If it fails, the log stays beside the file,
-    // which is safe.
+    // which is safe. Most of the log was settled as the tail began (see `Counting`), so
+    // this moves only the last commits.
     let settle = async {
         let _ = store.settle().await;
         if opts.close {

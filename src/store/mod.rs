@@ -302,6 +302,10 @@ pub trait Store {
     async fn settle(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Starts what [`Store::settle`] does in the background, for what is committed so far,
+    /// and returns at once. A run calls it as its tail begins (a core idle), so the settle
+    /// after training has only the last commits to move. A failure leaves that to it.
+    fn settle_soon(&self) {}
     /// Closes the store: every later call fails. What is committed stays.
     async fn close_now(&self) {}
 

@@ -671,6 +671,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// On a task of its own, on a pooled connection (never the writing one, whose commits
+    /// go on meanwhile); where no Tokio runtime runs, nothing.
+    fn settle_soon(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = self.clone();
+        runtime.spawn(async move {
+            let _ = store.settle().await;
+        });
+    }
+
     async fn close_now(&self) {
         self.close_connections().await;
     }

@@ -223,6 +223,56 @@ async fn two_thousand_transactions_in_a_row_complete_and_read_back() {
     assert!(!db.path.with_extension("db-wal").exists(), "no log left");
 }
 
+/// `settle_soon` moves what is committed into the database file on its own task while the
+/// writing connection goes on committing: a copy of the file alone, without its log, comes
+/// to hold the epochs committed before the call. Nothing is lost, and closing leaves no log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_soon_moves_the_log_into_the_file_while_commits_go_on() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    let trial_id = store.claim_next(id).await.unwrap().unwrap().id;
+    let epoch = |e: usize| Write::Epoch {
+        trial_id,
+        report: report(e, 1.0 / e as f64),
+    };
+    for e in 1..=50 {
+        store.apply(&[epoch(e)]).await.unwrap();
+    }
+    // The epochs in a copy of the file alone (an error while a copy is half-way: none yet).
+    let in_file_alone = || {
+        let copy = db.dir.path().join("copy.db");
+        std::fs::copy(&db.path, &copy).unwrap();
+        let count = crate::support::sql(
+            &copy,
+            "SELECT count(*) FROM metrics WHERE name = 'val_loss'",
+        );
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(db.dir.path().join(format!("copy.db{suffix}")));
+        }
+        count.ok().and_then(|c| c.parse::<usize>().ok()).unwrap_or(0)
+    };
+    assert_eq!(in_file_alone(), 0, "committed epochs wait in the log");
+    store.settle_soon();
+    for e in 51..=60 {
+        store.apply(&[epoch(e)]).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while in_file_alone() < 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file alone holds the first 50 epochs within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let read = store.trial_metrics(&[trial_id]).await.unwrap();
+    assert_eq!(read.iter().filter(|m| m.name == "val_loss").count(), 60);
+    store.close().await;
+    assert!(!db.path.with_extension("db-wal").exists(), "no log left");
+}
+
 /// A batch of many epochs' steps stores every step once, in order, with its own value.
 #[tokio::test]
 async fn a_batch_of_many_steps_stores_every_row_in_order() {
