@@ -467,7 +467,15 @@ pub(super) fn draw_png(
     let len = w as usize * h as usize * 3;
     let mut buffer = PIXELS.take(len).unwrap_or_else(|| PixelBuffer::new(len));
     let pixels = buffer.filled(len, 255);
-    let written = paint(pixels, size, draw).and_then(|()| write_png(path, size, pixels));
+    let written = paint(pixels, size, draw).and_then(|()| {
+        // A live redraw's chart whose run ended while it was drawn would not be written (see
+        // `write_beside`): it is not encoded either, which is half of a trial chart's time,
+        // spent beside the final report.
+        if live_run_over() {
+            return Err(RUN_OVER.to_string());
+        }
+        write_png(path, size, pixels)
+    });
     PIXELS.give_back(buffer);
     written
 }
@@ -520,6 +528,18 @@ thread_local! {
 /// live write under way when the final report starts writing is waited for.
 static GATE: RwLock<()> = RwLock::new(());
 
+/// Why a live redraw's chart is not written once its run is over.
+const RUN_OVER: &str = "the run is over: the final report draws this";
+
+/// Whether this thread draws a live redraw of a run that is over.
+fn live_run_over() -> bool {
+    LIVE.with(|l| {
+        l.borrow()
+            .as_ref()
+            .is_some_and(|o| o.load(Ordering::Relaxed))
+    })
+}
+
 /// Runs `draw` (which must draw on this thread alone) as a live redraw of a run that is over
 /// once `over` is set: from then on it writes nothing.
 pub(super) fn live<T>(over: Arc<AtomicBool>, draw: impl FnOnce() -> T) -> T {
@@ -552,7 +572,7 @@ pub(super) fn write_beside(path: &Path, bytes: &[u8], remove_old: bool) -> std::
             if over.load(Ordering::Relaxed) {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::Interrupted,
-                    "the run is over: the final report draws this",
+                    RUN_OVER,
                 ));
             }
             Gate::Alone(gate)
@@ -647,6 +667,11 @@ mod tests {
         over.store(true, Ordering::Relaxed);
         let late = live(over.clone(), || write_beside(&path, b"stale", true));
         assert_eq!(late.unwrap_err().kind(), std::io::ErrorKind::Interrupted);
+        // A chart drawn then is not written.
+        let chart = dir.path().join("late.png");
+        let drawn = live(over.clone(), || draw_png(&chart, (40, 30), |_| Ok(())));
+        assert_eq!(drawn.unwrap_err(), RUN_OVER);
+        assert!(!chart.exists());
         // Outside a live redraw (the final report) the flag does not apply.
         write_beside(&path, b"final", true).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"final");

@@ -252,7 +252,10 @@ async fn settling_soon_moves_the_log_into_the_file_while_commits_go_on() {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(db.dir.path().join(format!("copy.db{suffix}")));
         }
-        count.ok().and_then(|c| c.parse::<usize>().ok()).unwrap_or(0)
+        count
+            .ok()
+            .and_then(|c| c.parse::<usize>().ok())
+            .unwrap_or(0)
     };
     assert_eq!(in_file_alone(), 0, "committed epochs wait in the log");
     store.settle_soon();
