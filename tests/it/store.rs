@@ -20,6 +20,22 @@ fn report(epoch: usize, val_loss: f64) -> EpochReport {
     }
 }
 
+/// The id of the first trial of the `SMALL` sweep, made in `store` and that trial claimed.
+async fn first_trial_claimed(store: &impl Store) -> i64 {
+    let s = spec(SMALL);
+    let id = store.create_sweep(&s, None, false).await.unwrap();
+    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
+    store.claim_next(id).await.unwrap().unwrap().id
+}
+
+/// Epoch `e` of trial `trial_id`, its losses 1/e.
+fn epoch_write(trial_id: i64, e: usize) -> Write {
+    Write::Epoch {
+        trial_id,
+        report: report(e, 1.0 / e as f64),
+    }
+}
+
 #[tokio::test]
 async fn adding_trials_twice_adds_nothing_and_ids_stay() {
     let db = TempDb::new();
@@ -199,17 +215,10 @@ async fn a_batch_keeps_each_trials_points_and_the_later_of_two_writes() {
 async fn two_thousand_transactions_in_a_row_complete_and_read_back() {
     let db = TempDb::new();
     let store = db.open().await;
-    let s = spec(SMALL);
-    let id = store.create_sweep(&s, None, false).await.unwrap();
-    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
-    let trial_id = store.claim_next(id).await.unwrap().unwrap().id;
+    let trial_id = first_trial_claimed(&store).await;
     let all = async {
         for e in 1..=2_000 {
-            let epoch = Write::Epoch {
-                trial_id,
-                report: report(e, 1.0 / e as f64),
-            };
-            store.apply(&[epoch]).await.unwrap();
+            store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
             if e % 500 == 0 {
                 let read = store.trial_metrics(&[trial_id]).await.unwrap();
                 assert_eq!(read.iter().filter(|m| m.name == "val_loss").count(), e);
@@ -230,16 +239,9 @@ async fn two_thousand_transactions_in_a_row_complete_and_read_back() {
 async fn settling_soon_moves_the_log_into_the_file_while_commits_go_on() {
     let db = TempDb::new();
     let store = db.open().await;
-    let s = spec(SMALL);
-    let id = store.create_sweep(&s, None, false).await.unwrap();
-    store.add_trials(id, &expand(&s).unwrap()).await.unwrap();
-    let trial_id = store.claim_next(id).await.unwrap().unwrap().id;
-    let epoch = |e: usize| Write::Epoch {
-        trial_id,
-        report: report(e, 1.0 / e as f64),
-    };
+    let trial_id = first_trial_claimed(&store).await;
     for e in 1..=50 {
-        store.apply(&[epoch(e)]).await.unwrap();
+        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
     }
     // The epochs in a copy of the file alone (an error while a copy is half-way: none yet).
     let in_file_alone = || {
@@ -260,7 +262,7 @@ async fn settling_soon_moves_the_log_into_the_file_while_commits_go_on() {
     assert_eq!(in_file_alone(), 0, "committed epochs wait in the log");
     store.settle_soon();
     for e in 51..=60 {
-        store.apply(&[epoch(e)]).await.unwrap();
+        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while in_file_alone() < 50 {
