@@ -68,9 +68,9 @@ impl Progress for Counting<'_> {
     fn finished(&mut self, ordinal: usize, label: &str, o: &TrialOutcome, running: &[usize]) {
         // The run's tail: the final report follows the trials still running. The database
         // starts settling its log now, beside them: settled only after training, the digits
-        // sweep's log (about 1.9 MB) took 6-14 ms to move and close, beside the final report
-        // and at times after it; begun here, it took 4-12 ms of the tail, and the settle after
-        // training about 3 ms.
+        // sweep's log (about 1.9 MB) took 8-16 ms to move and close, beside the final report
+        // and at times after it; begun here, it takes 4-15 ms of the tail, and the settle
+        // after training about 3 ms (closing 1.4-3.7 ms more).
         let tail = self.unstarted == 0 && running.len() < self.max_parallel;
         if tail && !self.warmed {
             self.warmed = true;
