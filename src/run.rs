@@ -52,7 +52,7 @@ struct Counting<'a> {
     max_parallel: usize,
     /// Whether the tail was seen: the final report's buffers readied (see
     /// [`report::warm_up`]) and the database's log settling (see [`Store::settle_soon`]).
-    warmed: bool,
+    tail_seen: bool,
     /// Starts settling the database's log.
     settle_soon: &'a dyn Fn(),
 }
@@ -72,8 +72,8 @@ impl Progress for Counting<'_> {
         // and at times after it; begun here, it takes 4-15 ms of the tail, and the settle
         // after training about 3 ms (closing 1.4-3.7 ms more).
         let tail = self.unstarted == 0 && running.len() < self.max_parallel;
-        if tail && !self.warmed {
-            self.warmed = true;
+        if tail && !self.tail_seen {
+            self.tail_seen = true;
             report::warm_up();
             (self.settle_soon)();
         }
@@ -389,7 +389,7 @@ async fn run_with<S: Store, T: Trainer, F: FnOnce() -> anyhow::Result<T>>(
             live: &tx,
             unstarted: pending,
             max_parallel: sched.max_parallel,
-            warmed: false,
+            tail_seen: false,
             settle_soon: &|| store.settle_soon(),
         };
         let training = async {

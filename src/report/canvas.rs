@@ -471,7 +471,7 @@ pub(super) fn draw_png(
         // A live redraw's chart whose run ended while it was drawn would not be written (see
         // `write_beside`): it is not encoded either, which is half of a trial chart's time,
         // spent beside the final report.
-        if live_run_over() {
+        if live_over().is_some_and(|over| over.load(Ordering::Relaxed)) {
             return Err(RUN_OVER.to_string());
         }
         write_png(path, size, pixels)
@@ -531,13 +531,9 @@ static GATE: RwLock<()> = RwLock::new(());
 /// Why a live redraw's chart is not written once its run is over.
 const RUN_OVER: &str = "the run is over: the final report draws this";
 
-/// Whether this thread draws a live redraw of a run that is over.
-fn live_run_over() -> bool {
-    LIVE.with(|l| {
-        l.borrow()
-            .as_ref()
-            .is_some_and(|o| o.load(Ordering::Relaxed))
-    })
+/// The `over` flag of the live redraw this thread draws, if it draws one.
+fn live_over() -> Option<Arc<AtomicBool>> {
+    LIVE.with(|l| l.borrow().clone())
 }
 
 /// Runs `draw` (which must draw on this thread alone) as a live redraw of a run that is over
@@ -564,7 +560,7 @@ pub(super) fn live<T>(over: Arc<AtomicBool>, draw: impl FnOnce() -> T) -> T {
 /// it writes nothing and returns an `Interrupted` error.
 pub(super) fn write_beside(path: &Path, bytes: &[u8], remove_old: bool) -> std::io::Result<()> {
     static WRITES: AtomicU64 = AtomicU64::new(0);
-    let live = LIVE.with(|l| l.borrow().clone());
+    let live = live_over();
     // A poisoned gate guards nothing that a panic could have left half-done.
     let _gate = match &live {
         Some(over) => {
