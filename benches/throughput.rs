@@ -53,6 +53,11 @@ fn main() {
         .filter(|s| args.iter().any(|a| a == s))
         .collect();
     let want = |s: &str| chosen.is_empty() || chosen.contains(&s);
+    // `rounds=N`: the sweep section's rounds (9 unless given; more for a steadier median).
+    let rounds = args
+        .iter()
+        .find_map(|a| a.strip_prefix("rounds=")?.parse::<usize>().ok())
+        .filter(|&n| n > 0);
     println!(
         "lcurve {} on {} cores ({})",
         env!("CARGO_PKG_VERSION"),
@@ -64,7 +69,7 @@ fn main() {
         epochs(backend);
     }
     if want("sweep") {
-        sweep(Engine::Fused, 9);
+        sweep(Engine::Fused, rounds.unwrap_or(9));
         // `-- sweep fused`: the fused engine alone.
         if !args.iter().any(|a| a == "fused") {
             sweep(Engine::Burn, 3);
@@ -377,9 +382,11 @@ fn sweep(engine: Engine, rounds: usize) {
         trials.len()
     );
     println!(
-        "  lcurve run: {full:.2} s (best of {rounds}); the same training alone: {bare:.2} s; everything else: {:.1}% of wall time (median of the rounds: {:.1}%)",
+        "  lcurve run: {full:.2} s (best of {rounds}); the same training alone: {bare:.2} s; everything else: {:.1}% of wall time (median of the rounds: {:.1}%, quartiles {:.1}-{:.1}%)",
         100.0 * (full - bare).max(0.0) / full,
-        100.0 * outside[outside.len() / 2]
+        100.0 * outside[outside.len() / 2],
+        100.0 * outside[(outside.len() - 1) / 4],
+        100.0 * outside[(outside.len() - 1) * 3 / 4]
     );
     println!(
         "  phases of that run: opening the database and the sweep (the first trials training meanwhile) {:.3} s, training {:.3} s, final report (with the database log settled into its file meanwhile) {:.3} s",
