@@ -290,6 +290,7 @@ fn sweep(engine: Engine, rounds: usize) {
     let (mut full, mut bare) = (f64::INFINITY, f64::INFINITY);
     let mut phases = [0.0f64; 3];
     let mut outside = Vec::new();
+    let mut parts = Vec::new();
     // Trainer threads' wall and CPU time, in the runs and alone.
     let (mut in_run, mut in_bare) = (Vec::new(), Vec::new());
     // Their CPU seconds, in the runs and alone.
@@ -369,8 +370,14 @@ fn sweep(engine: Engine, rounds: usize) {
         cpu_bare.push(cpu_s);
         bare = bare.min(alone);
         outside.push((total - alone).max(0.0) / total);
+        // The round's excess in two parts: training ended later than alone did (the run's
+        // other work took the trainers' cores, and its start), and the final report.
+        let trained = (clock.last.unwrap() - started).as_secs_f64();
+        parts.push(((trained - alone) / total, (total - trained) / total));
     }
-    outside.sort_by(f64::total_cmp);
+    let later = quartiles(parts.iter().map(|s| s.0).collect());
+    let after = quartiles(parts.iter().map(|s| s.1).collect());
+    let outside = quartiles(outside);
     in_run.sort_by(f64::total_cmp);
     in_bare.sort_by(f64::total_cmp);
     cpu_run.sort_by(f64::total_cmp);
@@ -384,9 +391,18 @@ fn sweep(engine: Engine, rounds: usize) {
     println!(
         "  lcurve run: {full:.2} s (best of {rounds}); the same training alone: {bare:.2} s; everything else: {:.1}% of wall time (median of the rounds: {:.1}%, quartiles {:.1}-{:.1}%)",
         100.0 * (full - bare).max(0.0) / full,
-        100.0 * outside[outside.len() / 2],
-        100.0 * outside[(outside.len() - 1) / 4],
-        100.0 * outside[(outside.len() - 1) * 3 / 4]
+        100.0 * outside[1],
+        100.0 * outside[0],
+        100.0 * outside[2]
+    );
+    println!(
+        "  of each round's wall time (medians): training ended {:.1}% later than alone (quartiles {:.1}-{:.1}%), the final report {:.1}% (quartiles {:.1}-{:.1}%)",
+        100.0 * later[1],
+        100.0 * later[0],
+        100.0 * later[2],
+        100.0 * after[1],
+        100.0 * after[0],
+        100.0 * after[2]
     );
     println!(
         "  phases of that run: opening the database and the sweep (the first trials training meanwhile) {:.3} s, training {:.3} s, final report (with the database log settled into its file meanwhile) {:.3} s",
@@ -417,6 +433,13 @@ fn sweep(engine: Engine, rounds: usize) {
         "  against the two-process Python sweep ({PYTHON_TWO_PROCESSES_S} s, issue 7): {:.2}x its time (goal: 0.3x)",
         full / PYTHON_TWO_PROCESSES_S
     );
+}
+
+/// The lower quartile, median and upper quartile of `v` (not empty).
+fn quartiles(mut v: Vec<f64>) -> [f64; 3] {
+    v.sort_by(f64::total_cmp);
+    let at = |q: usize| v[(v.len() - 1) * q / 4];
+    [at(1), v[v.len() / 2], at(3)]
 }
 
 /// The CPU time that everything but training takes in the digits sweep (scheduler, database,
