@@ -375,14 +375,10 @@ fn sweep(engine: Engine, rounds: usize) {
         let trained = (clock.last.unwrap() - started).as_secs_f64();
         parts.push(((trained - alone) / total, (total - trained) / total));
     }
-    let later = quartiles(parts.iter().map(|s| s.0).collect());
-    let after = quartiles(parts.iter().map(|s| s.1).collect());
-    let outside = quartiles(outside);
-    in_run.sort_by(f64::total_cmp);
-    in_bare.sort_by(f64::total_cmp);
-    cpu_run.sort_by(f64::total_cmp);
+    let [_, later_low, later, later_high, _] = spread(parts.iter().map(|s| s.0).collect());
+    let [_, after_low, after, after_high, _] = spread(parts.iter().map(|s| s.1).collect());
+    let [_, outside_low, outside, outside_high, _] = spread(outside);
     other_cpu.sort_by(|a, b| a.0.total_cmp(&b.0));
-    cpu_bare.sort_by(f64::total_cmp);
     println!(
         "sweep ({} engine): sweeps/digits.toml, stopping off, reports on, 2 at once: {} trials, {epochs} trial-epochs",
         engine.name(),
@@ -391,18 +387,18 @@ fn sweep(engine: Engine, rounds: usize) {
     println!(
         "  lcurve run: {full:.2} s (best of {rounds}); the same training alone: {bare:.2} s; everything else: {:.1}% of wall time (median of the rounds: {:.1}%, quartiles {:.1}-{:.1}%)",
         100.0 * (full - bare).max(0.0) / full,
-        100.0 * outside[1],
-        100.0 * outside[0],
-        100.0 * outside[2]
+        100.0 * outside,
+        100.0 * outside_low,
+        100.0 * outside_high
     );
     println!(
         "  of each round's wall time (medians): training ended {:.1}% later than alone (quartiles {:.1}-{:.1}%), the final report {:.1}% (quartiles {:.1}-{:.1}%)",
-        100.0 * later[1],
-        100.0 * later[0],
-        100.0 * later[2],
-        100.0 * after[1],
-        100.0 * after[0],
-        100.0 * after[2]
+        100.0 * later,
+        100.0 * later_low,
+        100.0 * later_high,
+        100.0 * after,
+        100.0 * after_low,
+        100.0 * after_high
     );
     println!(
         "  phases of that run: opening the database and the sweep (the first trials training meanwhile) {:.3} s, training {:.3} s, final report (with the database log settled into its file meanwhile) {:.3} s",
@@ -412,13 +408,13 @@ fn sweep(engine: Engine, rounds: usize) {
     if engine == Engine::Fused {
         println!(
             "  training threads off their CPU (waiting, or preempted by the run's other threads): {:.1}% of their time in the runs, {:.1}% alone (medians)",
-            100.0 * in_run[in_run.len() / 2],
-            100.0 * in_bare[in_bare.len() / 2]
+            100.0 * spread(in_run)[2],
+            100.0 * spread(in_bare)[2]
         );
         println!(
             "  training threads' CPU time: {:.3} s in the runs, {:.3} s alone (medians)",
-            cpu_run[cpu_run.len() / 2],
-            cpu_bare[cpu_bare.len() / 2]
+            spread(cpu_run)[2],
+            spread(cpu_bare)[2]
         );
         let (other, share) = other_cpu[other_cpu.len() / 2];
         println!(
@@ -435,11 +431,11 @@ fn sweep(engine: Engine, rounds: usize) {
     );
 }
 
-/// The lower quartile, median and upper quartile of `v` (not empty).
-fn quartiles(mut v: Vec<f64>) -> [f64; 3] {
+/// The least, lower quartile, median, upper quartile and most of `v` (not empty).
+fn spread(mut v: Vec<f64>) -> [f64; 5] {
     v.sort_by(f64::total_cmp);
     let at = |q: usize| v[(v.len() - 1) * q / 4];
-    [at(1), v[v.len() / 2], at(3)]
+    [v[0], at(1), v[v.len() / 2], at(3), v[v.len() - 1]]
 }
 
 /// The CPU time that everything but training takes in the digits sweep (scheduler, database,
@@ -488,22 +484,19 @@ fn overhead(rounds: usize) {
         replaying.push(1e3 * accounts.cpu_s());
         wall.push(started.elapsed().as_secs_f64());
     }
-    for v in [&mut outside, &mut replaying, &mut wall] {
-        v.sort_by(f64::total_cmp);
-    }
-    let quartile = |v: &[f64], q: usize| v[(v.len() - 1) * q / 4];
+    let [least, low, median, high, most] = spread(outside);
     println!(
         "overhead: the digits sweep (32 trials, 960 epochs, stopping off, reports on, 2 at once) replaying recorded epochs at their recorded pace, {rounds} rounds"
     );
     println!(
         "  CPU time outside the training threads (scheduler, database, charts, runtime, kernel): {:.0} ms (median; quartiles {:.0}-{:.0}, range {:.0}-{:.0} ms); the replaying threads (sleeps, the rules, sending epochs): {:.0} ms; wall time {:.2} s (medians)",
-        quartile(&outside, 2),
-        quartile(&outside, 1),
-        quartile(&outside, 3),
-        outside[0],
-        outside[outside.len() - 1],
-        quartile(&replaying, 2),
-        quartile(&wall, 2)
+        median,
+        low,
+        high,
+        least,
+        most,
+        spread(replaying)[2],
+        spread(wall)[2]
     );
 }
 
