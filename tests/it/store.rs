@@ -232,6 +232,36 @@ async fn two_thousand_transactions_in_a_row_complete_and_read_back() {
     assert!(!db.path.with_extension("db-wal").exists(), "no log left");
 }
 
+/// The `val_loss` epochs that a copy of `db`'s file alone holds, without its log (0 while
+/// the copy is no whole database yet).
+fn epochs_in_file_alone(db: &TempDb) -> usize {
+    let copy = db.dir.path().join("copy.db");
+    std::fs::copy(&db.path, &copy).unwrap();
+    let count = crate::support::sql(
+        &copy,
+        "SELECT count(*) FROM metrics WHERE name = 'val_loss'",
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(db.dir.path().join(format!("copy.db{suffix}")));
+    }
+    count
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(0)
+}
+
+/// Waits up to 20 s for a copy of `db`'s file alone to hold `epochs` epochs.
+async fn file_alone_comes_to_hold(db: &TempDb, epochs: usize) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while epochs_in_file_alone(db) < epochs {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    true
+}
+
 /// `settle_soon` moves what is committed into the database file on its own task while the
 /// writing connection goes on committing: a copy of the file alone, without its log, comes
 /// to hold the epochs committed before the call. Nothing is lost, and closing leaves no log.
@@ -243,39 +273,63 @@ async fn settling_soon_moves_the_log_into_the_file_while_commits_go_on() {
     for e in 1..=50 {
         store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
     }
-    // The epochs in a copy of the file alone (an error while a copy is half-way: none yet).
-    let in_file_alone = || {
-        let copy = db.dir.path().join("copy.db");
-        std::fs::copy(&db.path, &copy).unwrap();
-        let count = crate::support::sql(
-            &copy,
-            "SELECT count(*) FROM metrics WHERE name = 'val_loss'",
-        );
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(db.dir.path().join(format!("copy.db{suffix}")));
-        }
-        count
-            .ok()
-            .and_then(|c| c.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
-    assert_eq!(in_file_alone(), 0, "committed epochs wait in the log");
+    assert_eq!(
+        epochs_in_file_alone(&db),
+        0,
+        "committed epochs wait in the log"
+    );
     store.settle_soon();
     for e in 51..=60 {
         store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while in_file_alone() < 50 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the file alone holds the first 50 epochs within 20 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    assert!(
+        file_alone_comes_to_hold(&db, 50).await,
+        "the file alone holds the first 50 epochs within 20 s"
+    );
     let read = store.trial_metrics(&[trial_id]).await.unwrap();
     assert_eq!(read.iter().filter(|m| m.name == "val_loss").count(), 60);
     store.close().await;
     assert!(!db.path.with_extension("db-wal").exists(), "no log left");
+}
+
+/// A reader that holds an older snapshot keeps `settle_soon`'s first checkpoint from copying
+/// the log's later frames; once it lets go, a later try copies them, while the store stays
+/// open: the file alone comes to hold every epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_soon_tries_again_after_a_reader_held_part_of_the_log() {
+    use sqlx::Connection;
+    let db = TempDb::new();
+    let store = db.open().await;
+    let trial_id = first_trial_claimed(&store).await;
+    for e in 1..=30 {
+        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db.path);
+    let mut reader = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM metrics WHERE name = 'val_loss'")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(seen, 30);
+    for e in 31..=40 {
+        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
+    }
+    store.settle_soon();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        epochs_in_file_alone(&db) < 40,
+        "the reader holds the later epochs in the log"
+    );
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    reader.close().await.unwrap();
+    assert!(
+        file_alone_comes_to_hold(&db, 40).await,
+        "the file alone holds all 40 epochs within 20 s"
+    );
+    store.close().await;
 }
 
 /// A batch of many epochs' steps stores every step once, in order, with its own value.
