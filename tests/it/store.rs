@@ -36,6 +36,13 @@ fn epoch_write(trial_id: i64, e: usize) -> Write {
     }
 }
 
+/// Commits epochs `epochs` of trial `trial_id`, one transaction each.
+async fn commit_epochs(store: &impl Store, trial_id: i64, epochs: std::ops::RangeInclusive<usize>) {
+    for e in epochs {
+        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn adding_trials_twice_adds_nothing_and_ids_stay() {
     let db = TempDb::new();
@@ -270,18 +277,14 @@ async fn settling_soon_moves_the_log_into_the_file_while_commits_go_on() {
     let db = TempDb::new();
     let store = db.open().await;
     let trial_id = first_trial_claimed(&store).await;
-    for e in 1..=50 {
-        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
-    }
+    commit_epochs(&store, trial_id, 1..=50).await;
     assert_eq!(
         epochs_in_file_alone(&db),
         0,
         "committed epochs wait in the log"
     );
     store.settle_soon();
-    for e in 51..=60 {
-        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
-    }
+    commit_epochs(&store, trial_id, 51..=60).await;
     assert!(
         file_alone_comes_to_hold(&db, 50).await,
         "the file alone holds the first 50 epochs within 20 s"
@@ -301,9 +304,7 @@ async fn settling_soon_tries_again_after_a_reader_held_part_of_the_log() {
     let db = TempDb::new();
     let store = db.open().await;
     let trial_id = first_trial_claimed(&store).await;
-    for e in 1..=30 {
-        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
-    }
+    commit_epochs(&store, trial_id, 1..=30).await;
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db.path);
     let mut reader = sqlx::SqliteConnection::connect_with(&options)
         .await
@@ -314,9 +315,7 @@ async fn settling_soon_tries_again_after_a_reader_held_part_of_the_log() {
         .await
         .unwrap();
     assert_eq!(seen, 30);
-    for e in 31..=40 {
-        store.apply(&[epoch_write(trial_id, e)]).await.unwrap();
-    }
+    commit_epochs(&store, trial_id, 31..=40).await;
     store.settle_soon();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(
