@@ -21,7 +21,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long a connection that writes waits for another's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How many checkpoints `settle_soon` tries at most (their pauses add up to about 0.5 s).
+/// How many checkpoints `settle_soon` tries at most (the pauses between them add up to
+/// 446 ms).
 const SETTLE_TRIES: usize = 12;
 
 /// [`SqliteStore::options`]' settings as the store's own writing connection runs them (see
@@ -695,14 +696,13 @@ impl Store for SqliteStore {
         let store = self.clone();
         runtime.spawn(async move {
             let mut pause = Duration::from_millis(2);
-            for _ in 1..SETTLE_TRIES {
+            for _ in 0..SETTLE_TRIES {
                 if !matches!(store.checkpoint().await, Ok(false)) {
                     return;
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(64));
             }
-            let _ = store.checkpoint().await;
         });
     }
 
