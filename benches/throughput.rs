@@ -9,8 +9,8 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Distribution, Tensor};
@@ -297,8 +297,10 @@ fn sweep(engine: Engine, rounds: usize) {
     let (mut cpu_run, mut cpu_bare) = (Vec::new(), Vec::new());
     // The CPU time of everything in a run but the training threads, and its share.
     let mut other_cpu = Vec::new();
-    // The same trials trained alone, two threads pulling from one queue: wall seconds, and
-    // the threads' share off their CPU and their CPU seconds.
+    // How the training threads spent each round, in the runs and alone.
+    let (mut sched_run, mut sched_bare) = (Vec::new(), Vec::new());
+    // The same trials trained alone, two threads pulling from one queue: wall seconds, the
+    // threads' share off their CPU, their CPU seconds, and how they spent the time.
     let alone = || {
         let accounts = Arc::new(Accounts::default());
         let trainer = Accounted {
@@ -324,6 +326,7 @@ fn sweep(engine: Engine, rounds: usize) {
             started.elapsed().as_secs_f64(),
             accounts.off_cpu(),
             accounts.cpu_s(),
+            accounts.schedule(started),
         )
     };
     for round in 0..rounds {
@@ -351,6 +354,7 @@ fn sweep(engine: Engine, rounds: usize) {
         keep(dir);
         in_run.push(accounts.off_cpu());
         cpu_run.push(accounts.cpu_s());
+        sched_run.push(accounts.schedule(started));
         other_cpu.push((
             process_cpu - accounts.cpu_s(),
             (process_cpu - accounts.cpu_s()) / process_cpu,
@@ -365,9 +369,10 @@ fn sweep(engine: Engine, rounds: usize) {
             ];
         }
 
-        let (alone, off_cpu, cpu_s) = first.unwrap_or_else(alone);
+        let (alone, off_cpu, cpu_s, schedule) = first.unwrap_or_else(alone);
         in_bare.push(off_cpu);
         cpu_bare.push(cpu_s);
+        sched_bare.push(schedule);
         bare = bare.min(alone);
         outside.push((total - alone).max(0.0) / total);
         // The round's excess in two parts: training ended later than alone did (the run's
@@ -399,6 +404,19 @@ fn sweep(engine: Engine, rounds: usize) {
         100.0 * after,
         100.0 * after_low,
         100.0 * after_high
+    );
+    let median = |of: &[Schedule], f: fn(&Schedule) -> f64| spread(of.iter().map(f).collect())[2];
+    let both = |f: fn(&Schedule) -> f64| (median(&sched_run, f), median(&sched_bare, f));
+    let (first, inside, between, tail, end) = (
+        both(|s| s.first),
+        both(|s| s.inside),
+        both(|s| s.between),
+        both(|s| s.tail),
+        both(|s| s.end),
+    );
+    println!(
+        "  the training threads, in the runs and alone (medians): the first trial began {:.2} and {:.2} ms after the start; inside trials {:.1} and {:.1} ms in all; between trials {:.1} and {:.1} ms in all; one thread done, the other training: {:.1} and {:.1} ms; the last trial ended {:.1} and {:.1} ms after the start",
+        first.0, first.1, inside.0, inside.1, between.0, between.1, tail.0, tail.1, end.0, end.1
     );
     println!(
         "  phases of that run: opening the database and the sweep (the first trials training meanwhile) {:.3} s, training {:.3} s, final report (with the database log settled into its file meanwhile) {:.3} s",
@@ -578,14 +596,59 @@ struct Accounted<T> {
     accounts: Arc<Accounts>,
 }
 
-/// Nanoseconds of wall and of CPU time spent training.
+/// Nanoseconds of wall and of CPU time spent training, and each `train` call's thread,
+/// start and end.
 #[derive(Default)]
 struct Accounts {
     wall: AtomicU64,
     cpu: AtomicU64,
+    calls: Mutex<Vec<(std::thread::ThreadId, Instant, Instant)>>,
+}
+
+/// How the training threads spent a sweep begun at some instant, in milliseconds.
+#[derive(Clone, Copy)]
+struct Schedule {
+    /// From the start to the first trial's.
+    first: f64,
+    /// Inside trials, summed over the threads: longer than alone where other threads
+    /// preempted them.
+    inside: f64,
+    /// Between a thread's trials, summed over the threads.
+    between: f64,
+    /// From the first thread's last trial's end to the last one's: one core without a
+    /// trial. Which thread gets which trial varies, and so does this (by up to a trial).
+    tail: f64,
+    /// From the start to the last trial's end.
+    end: f64,
 }
 
 impl Accounts {
+    /// How the training threads spent the sweep begun at `started`.
+    fn schedule(&self, started: Instant) -> Schedule {
+        let calls = self.calls.lock().expect("the calls' lock");
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut threads: Vec<_> = calls.iter().map(|c| c.0).collect();
+        threads.sort_unstable_by_key(|t| format!("{t:?}"));
+        threads.dedup();
+        let (mut inside, mut between, mut ends) = (0.0, 0.0, Vec::new());
+        for thread in threads {
+            let mut mine: Vec<_> = calls.iter().filter(|c| c.0 == thread).collect();
+            mine.sort_by_key(|c| c.1);
+            inside += mine.iter().map(|c| ms(c.2 - c.1)).sum::<f64>();
+            between += mine.windows(2).map(|w| ms(w[1].1 - w[0].2)).sum::<f64>();
+            ends.extend(mine.last().map(|c| c.2));
+        }
+        ends.sort_unstable();
+        let first = calls.iter().map(|c| c.1).min().expect("a trial trained");
+        Schedule {
+            first: ms(first - started),
+            inside,
+            between,
+            tail: ms(ends[ends.len() - 1] - ends[0]),
+            end: ms(ends[ends.len() - 1] - started),
+        }
+    }
+
     /// The share of the training threads' time they were not on a CPU.
     fn off_cpu(&self) -> f64 {
         let wall = self.wall.load(Ordering::Relaxed) as f64;
@@ -630,10 +693,15 @@ impl<T: Trainer> Trainer for Accounted<T> {
         resume: Option<&lcurve::trainer::Checkpoint>,
         on_epoch: &mut lcurve::trainer::EpochSink,
     ) -> Result<lcurve::trainer::TrainEnd, lcurve::trainer::TrainError> {
-        let (wall, cpu) = (Instant::now(), thread_cpu_ns());
+        let (start, cpu) = (Instant::now(), thread_cpu_ns());
         let end = self.inner.train(config, resume, on_epoch);
         let cpu = thread_cpu_ns() - cpu;
-        let wall = wall.elapsed().as_nanos() as u64;
+        let wall = start.elapsed().as_nanos() as u64;
+        self.accounts.calls.lock().expect("the calls' lock").push((
+            std::thread::current().id(),
+            start,
+            Instant::now(),
+        ));
         self.accounts.wall.fetch_add(wall, Ordering::Relaxed);
         self.accounts.cpu.fetch_add(cpu, Ordering::Relaxed);
         end
