@@ -590,19 +590,17 @@ fn timed_run<T: Trainer>(
     (clock, dir)
 }
 
-/// A trainer that adds up the wall and CPU time of its threads' `train` calls.
+/// A trainer that records when its threads' `train` calls began and ended, and their CPU time.
 struct Accounted<T> {
     inner: T,
     accounts: Arc<Accounts>,
 }
 
-/// Nanoseconds of wall and of CPU time spent training, and each `train` call's thread,
-/// start and end.
+/// Each `train` call's thread, start and end, and the nanoseconds of CPU time spent in them.
 #[derive(Default)]
 struct Accounts {
-    wall: AtomicU64,
-    cpu: AtomicU64,
     calls: Mutex<Vec<(std::thread::ThreadId, Instant, Instant)>>,
+    cpu: AtomicU64,
 }
 
 /// How the training threads spent a sweep begun at some instant, in milliseconds.
@@ -625,33 +623,39 @@ struct Schedule {
 impl Accounts {
     /// How the training threads spent the sweep begun at `started`.
     fn schedule(&self, started: Instant) -> Schedule {
-        let calls = self.calls.lock().expect("the calls' lock");
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let mut threads: Vec<_> = calls.iter().map(|c| c.0).collect();
-        threads.sort_unstable_by_key(|t| format!("{t:?}"));
-        threads.dedup();
-        let (mut inside, mut between, mut ends) = (0.0, 0.0, Vec::new());
-        for thread in threads {
-            let mut mine: Vec<_> = calls.iter().filter(|c| c.0 == thread).collect();
-            mine.sort_by_key(|c| c.1);
-            inside += mine.iter().map(|c| ms(c.2 - c.1)).sum::<f64>();
-            between += mine.windows(2).map(|w| ms(w[1].1 - w[0].2)).sum::<f64>();
-            ends.extend(mine.last().map(|c| c.2));
+        let mut by_thread: std::collections::HashMap<_, Vec<(Instant, Instant)>> =
+            std::collections::HashMap::new();
+        for &(thread, start, end) in self.calls.lock().expect("the calls' lock").iter() {
+            by_thread.entry(thread).or_default().push((start, end));
+        }
+        let (mut between, mut firsts, mut ends) = (0.0, Vec::new(), Vec::new());
+        for mine in by_thread.values_mut() {
+            mine.sort_unstable();
+            between += mine.windows(2).map(|w| ms(w[1].0 - w[0].1)).sum::<f64>();
+            firsts.push(mine[0].0);
+            ends.push(mine[mine.len() - 1].1);
         }
         ends.sort_unstable();
-        let first = calls.iter().map(|c| c.1).min().expect("a trial trained");
+        let first = *firsts.iter().min().expect("a trial trained");
         Schedule {
             first: ms(first - started),
-            inside,
+            inside: self.wall_ns() as f64 / 1e6,
             between,
             tail: ms(ends[ends.len() - 1] - ends[0]),
             end: ms(ends[ends.len() - 1] - started),
         }
     }
 
+    /// Nanoseconds inside `train` calls, summed over the threads.
+    fn wall_ns(&self) -> u64 {
+        let calls = self.calls.lock().expect("the calls' lock");
+        calls.iter().map(|c| (c.2 - c.1).as_nanos() as u64).sum()
+    }
+
     /// The share of the training threads' time they were not on a CPU.
     fn off_cpu(&self) -> f64 {
-        let wall = self.wall.load(Ordering::Relaxed) as f64;
+        let wall = self.wall_ns() as f64;
         let cpu = self.cpu.load(Ordering::Relaxed) as f64;
         if wall > 0.0 {
             (wall - cpu).max(0.0) / wall
@@ -696,13 +700,11 @@ impl<T: Trainer> Trainer for Accounted<T> {
         let (start, cpu) = (Instant::now(), thread_cpu_ns());
         let end = self.inner.train(config, resume, on_epoch);
         let cpu = thread_cpu_ns() - cpu;
-        let wall = start.elapsed().as_nanos() as u64;
         self.accounts.calls.lock().expect("the calls' lock").push((
             std::thread::current().id(),
             start,
             Instant::now(),
         ));
-        self.accounts.wall.fetch_add(wall, Ordering::Relaxed);
         self.accounts.cpu.fetch_add(cpu, Ordering::Relaxed);
         end
     }
