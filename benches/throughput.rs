@@ -54,10 +54,14 @@ fn main() {
         .collect();
     let want = |s: &str| chosen.is_empty() || chosen.contains(&s);
     // `rounds=N`: the sweep section's rounds (9 unless given; more for a steadier median).
-    let rounds = args
-        .iter()
-        .find_map(|a| a.strip_prefix("rounds=")?.parse::<usize>().ok())
-        .filter(|&n| n > 0);
+    // `epochs=N`: its trials train N epochs each instead of the sweep file's 30, to see which
+    // part of the overhead is per epoch and which is per sweep.
+    let number = |key: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(key)?.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    };
+    let (rounds, epochs_each) = (number("rounds="), number("epochs="));
     println!(
         "lcurve {} on {} cores ({})",
         env!("CARGO_PKG_VERSION"),
@@ -69,10 +73,10 @@ fn main() {
         epochs(backend);
     }
     if want("sweep") {
-        sweep(Engine::Fused, rounds.unwrap_or(9));
+        sweep(Engine::Fused, rounds.unwrap_or(9), epochs_each);
         // `-- sweep fused`: the fused engine alone.
         if !args.iter().any(|a| a == "fused") {
-            sweep(Engine::Burn, 3);
+            sweep(Engine::Burn, 3, epochs_each);
         }
     }
     if want("overhead") {
@@ -266,10 +270,21 @@ fn epochs(engine: &str) {
 }
 
 /// `sweeps/digits.toml` as the `sweep` and `overhead` sections run it: stopping off, 2 trials
-/// at once, on `engine`; with its data.
-fn digits_sweep(engine: Engine) -> (SweepSpec, lcurve::data::Split) {
+/// at once, on `engine`, with `epochs` per trial if given (else its 30); with its data.
+fn digits_sweep(engine: Engine, epochs: Option<usize>) -> (SweepSpec, lcurve::data::Split) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/digits.toml");
-    let mut spec = load(&path).expect("sweeps/digits.toml loads");
+    let mut spec = match epochs {
+        None => load(&path).expect("sweeps/digits.toml loads"),
+        Some(n) => {
+            let toml = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                toml.contains("\nepochs = 30\n"),
+                "sweeps/digits.toml has `epochs = 30`"
+            );
+            let toml = toml.replace("\nepochs = 30\n", &format!("\nepochs = {n}\n"));
+            parse(&path, &toml).expect("sweeps/digits.toml parses")
+        }
+    };
     spec.stopping = None;
     spec.train.max_parallel = 2;
     spec.train.engine = engine;
@@ -282,8 +297,8 @@ fn digits_sweep(engine: Engine) -> (SweepSpec, lcurve::data::Split) {
 /// taking turns for `rounds` rounds (every other round the training alone first): the best
 /// of each, and the median of the rounds' own ratios (the shared machine's speed drifts
 /// between rounds, less within one).
-fn sweep(engine: Engine, rounds: usize) {
-    let (spec, split) = digits_sweep(engine);
+fn sweep(engine: Engine, rounds: usize, epochs_each: Option<usize>) {
+    let (spec, split) = digits_sweep(engine, epochs_each);
     let trials = expand(&spec).unwrap();
     let epochs: usize = trials.iter().map(|t| t.config.epochs).sum();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -466,7 +481,7 @@ fn spread(mut v: Vec<f64>) -> [f64; 5] {
 /// this shared machine; this one by a few. The trial charts are all drawn as trials end
 /// here, on the otherwise idle cores, while the real sweep leaves most to its final report.
 fn overhead(rounds: usize) {
-    let (spec, split) = digits_sweep(Engine::Fused);
+    let (spec, split) = digits_sweep(Engine::Fused, None);
     let trainer = MlpTrainer::new(&split);
     let mut recorded = std::collections::HashMap::new();
     for t in expand(&spec).unwrap() {
