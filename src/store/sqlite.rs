@@ -815,10 +815,7 @@ impl Store for SqliteStore {
     }
 
     async fn stop_decisions(&self, sweep_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
-        let sql = "SELECT d.trial_id, d.epoch, d.rule, d.action, d.reason FROM decisions d
-             JOIN trials t ON t.id = d.trial_id
-             WHERE t.sweep_id = ? AND d.action IN ('stop', 'diverge') ORDER BY t.ordinal, d.epoch";
-        self.rows(sql, &[sweep_id], |r| {
+        self.rows(STOP_DECISIONS_SQL, &[sweep_id], |r| {
             Ok(DecisionRow {
                 trial_id: r.int_required("trial_id")?,
                 epoch: uint(r.int_required("epoch")?)?,
@@ -830,6 +827,12 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+/// A sweep's decisions that ended a trial (bind: the sweep id). Its `action IN` term is the
+/// `decision_ends` index's own, so SQLite reads that partial index, not every decision.
+const STOP_DECISIONS_SQL: &str = "SELECT d.trial_id, d.epoch, d.rule, d.action, d.reason
+     FROM decisions d JOIN trials t ON t.id = d.trial_id
+     WHERE t.sweep_id = ? AND d.action IN ('stop', 'diverge') ORDER BY t.ordinal, d.epoch";
 
 /// Upserts every epoch's metrics; re-recording an epoch replaces its values.
 fn insert_metrics(db: &mut Locked, writes: &[Write]) -> Result<(), StoreError> {
@@ -1391,6 +1394,55 @@ mod tests {
         assert_eq!(first[1], (2, 1, f64::from(0.1f32)));
         assert!(first[3].2.is_nan());
         assert_eq!(store.steps(2).await.unwrap(), [(1, 1, 3.0)]);
+    }
+
+    /// A sweep's trial-ending decisions come in trial and epoch order, without the
+    /// `continue` rows or another sweep's, read through the partial index of such decisions
+    /// rather than through every decision of the sweep's trials.
+    #[tokio::test]
+    async fn stop_decisions_read_only_the_index_of_trial_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("ends.db"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO sweeps (name, spec, spec_hash, lcurve_version)
+               VALUES ('a', '{}', 'h', '0'), ('b', '{}', 'h', '0');
+             INSERT INTO trials (sweep_id, ordinal, config, config_hash)
+               VALUES (1, 1, '{}', 'x'), (1, 0, '{}', 'y'), (2, 0, '{}', 'z');
+             INSERT INTO decisions (trial_id, epoch, rule, action, reason, details) VALUES
+               (1, 1, 'divergence', 'continue', 'finite', '{}'),
+               (1, 2, 'patience', 'stop', 'no better for 1', '{}'),
+               (2, 1, 'divergence', 'continue', 'finite', '{}'),
+               (2, 2, 'divergence', 'diverge', 'val_loss is NaN', '{}'),
+               (3, 1, 'patience', 'stop', 'another sweep', '{}');",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let ends: Vec<(i64, usize, String)> = store
+            .stop_decisions(1)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.trial_id, d.epoch, d.action))
+            .collect();
+        // Trial 2 is ordinal 0, so it comes first.
+        assert_eq!(
+            ends,
+            [(2, 2, "diverge".to_string()), (1, 2, "stop".to_string())]
+        );
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {STOP_DECISIONS_SQL}"))
+                .bind(1)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let steps: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+        assert!(
+            steps.iter().any(|s| s.contains("decision_ends")),
+            "the plan: {steps:?}"
+        );
     }
 
     /// A log left beside a file that is gone is SQLite's to replay: no copy is made there.
