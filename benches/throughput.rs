@@ -273,18 +273,13 @@ fn epochs(engine: &str) {
 /// at once, on `engine`, with `epochs` per trial if given (else its 30); with its data.
 fn digits_sweep(engine: Engine, epochs: Option<usize>) -> (SweepSpec, lcurve::data::Split) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/digits.toml");
-    let mut spec = match epochs {
-        None => load(&path).expect("sweeps/digits.toml loads"),
-        Some(n) => {
-            let toml = std::fs::read_to_string(&path).unwrap();
-            assert!(
-                toml.contains("\nepochs = 30\n"),
-                "sweeps/digits.toml has `epochs = 30`"
-            );
-            let toml = toml.replace("\nepochs = 30\n", &format!("\nepochs = {n}\n"));
-            parse(&path, &toml).expect("sweeps/digits.toml parses")
-        }
-    };
+    let mut toml = std::fs::read_to_string(&path).expect("sweeps/digits.toml reads");
+    if let Some(n) = epochs {
+        let grid = "\nepochs = 30\n";
+        assert!(toml.contains(grid), "sweeps/digits.toml has `epochs = 30`");
+        toml = toml.replace(grid, &format!("\nepochs = {n}\n"));
+    }
+    let mut spec = parse(&path, &toml).expect("sweeps/digits.toml parses");
     spec.stopping = None;
     spec.train.max_parallel = 2;
     spec.train.engine = engine;
